@@ -1,0 +1,39 @@
+# One command to run, one to test; both build .venv from pinned pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck squawk pytest bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/tuiz serve
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory lint typecheck squawk pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+squawk: $(STAMP)
+	$(BIN)/squawk --config .squawk.toml supabase/migrations/*.sql
+
+# pytest exits 5 when a selection ran no test; that alone is not a failure.
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.eventlog
+
+clean:
+	rm -rf $(VENV) .tuiz .pytest_cache .mypy_cache .ruff_cache

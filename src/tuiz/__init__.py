@@ -1,0 +1,1 @@
+"""tuiz: realtime server for live quiz games."""

@@ -1,0 +1,40 @@
+"""Settings from the environment (the same names as the CLI flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob tuiz reads; defaults are the ones DESIGN §1 names."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    host: str = Field(default="127.0.0.1", alias="TUIZ_HOST")
+    port: int = Field(default=8000, ge=0, le=65535, alias="TUIZ_PORT")
+    jwt_secret: str = Field(default="dev-secret-change-me", alias="TUIZ_JWT_SECRET")
+    service_key: str | None = Field(default=None, alias="TUIZ_SERVICE_KEY")
+    heartbeat_timeout_ms: int = Field(default=60_000, gt=0, alias="TUIZ_HEARTBEAT_TIMEOUT_MS")
+    room_ttl_ms: int = Field(default=3_600_000, gt=0, alias="TUIZ_ROOM_TTL_MS")
+    cleanup_interval_ms: int = Field(default=3_600_000, gt=0, alias="TUIZ_CLEANUP_INTERVAL_MS")
+    stale_after_minutes: int = Field(default=5, gt=0, alias="TUIZ_STALE_AFTER_MINUTES")
+    retention_days: int = Field(default=30, gt=0, alias="TUIZ_RETENTION_DAYS")
+    log_events: bool = Field(default=True, alias="TUIZ_LOG_EVENTS")
+    data_dir: Path = Field(default=Path(".tuiz"), alias="TUIZ_DATA_DIR")
+    log_format: Literal["auto", "json", "console"] = Field(default="auto", alias="TUIZ_LOG_FORMAT")
+    log_level: str = Field(default="info", alias="TUIZ_LOG_LEVEL")
+    cors_origins: str = Field(default="*", alias="TUIZ_CORS_ORIGINS")
+    db_pool_max: int = Field(default=10, gt=0, alias="TUIZ_DB_POOL_MAX")
+
+    @property
+    def cors_origin_list(self) -> list[str] | str:
+        """`*` means any origin; otherwise a comma-separated list."""
+        if self.cors_origins.strip() == "*":
+            return "*"
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

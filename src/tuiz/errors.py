@@ -1,0 +1,58 @@
+"""Typed errors with stable codes, mapped once to Socket.IO `ws:error` and once to HTTP."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    CONFLICT = "CONFLICT"
+    GAME_LOCKED = "GAME_LOCKED"
+    GAME_FULL = "GAME_FULL"
+    RATE_LIMITED = "RATE_LIMITED"
+    NOT_CONNECTED = "NOT_CONNECTED"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.GAME_LOCKED: 423,
+    ErrorCode.GAME_FULL: 409,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.NOT_CONNECTED: 409,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL_ERROR: 500,
+}
+
+
+class TuizError(Exception):
+    """An error a client caused or may see; `code` is part of the public protocol."""
+
+    def __init__(self, code: ErrorCode, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def to_payload(self) -> dict[str, Any]:
+        """The body sent as `ws:error` and as the HTTP error JSON."""
+        body: dict[str, Any] = {"error": self.code.value, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body

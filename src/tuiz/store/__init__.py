@@ -1,0 +1,1 @@
+"""PostgreSQL access: the pool, migrations, embedded server, repositories and the event log."""
