@@ -99,7 +99,7 @@ async def test_failed_file_leaves_nothing_behind(empty_db_url: str, tmp_path: Pa
     (bad / "20990101000001_bad.sql").write_text(
         "CREATE TABLE public.half_done (id int); SELECT * FROM no_such_table;"
     )
-    with pytest.raises(migrations.MigrationError, match="20990101000001_bad.sql failed"):
+    with pytest.raises(migrations.MigrationError, match=r"20990101000001_bad\.sql failed"):
         await migrations.upgrade(empty_db_url, directory=bad)
     objects = await _user_objects(empty_db_url)
     assert "table:ok_table" in objects

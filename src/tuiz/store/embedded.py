@@ -24,10 +24,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start the server and return a superuser URL of its maintenance database."""
-        import pgserver  # heavy import, only when needed
+        from pgserver import get_server  # type: ignore[attr-defined]  # heavy, only when needed
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode=self._cleanup)
+        self._server = get_server(self.data_dir, cleanup_mode=self._cleanup)
         return str(self._server.get_uri())
 
     def stop(self) -> None:
