@@ -1,1 +1,3 @@
 """tuiz: realtime server for live quiz games."""
+
+__version__ = "0.1.0"

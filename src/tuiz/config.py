@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(default="auto", alias="TUIZ_LOG_FORMAT")
     log_level: str = Field(default="info", alias="TUIZ_LOG_LEVEL")
     cors_origins: str = Field(default="*", alias="TUIZ_CORS_ORIGINS")
+    migrate_on_start: bool = Field(default=True, alias="TUIZ_MIGRATE_ON_START")
     db_pool_max: int = Field(default=10, gt=0, alias="TUIZ_DB_POOL_MAX")
 
     @property

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+"""A plain connection or one borrowed from the pool; repositories accept either."""
 
 
 def _dumps(value: Any) -> str:

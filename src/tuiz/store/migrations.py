@@ -15,6 +15,8 @@ from pathlib import Path
 
 import asyncpg
 
+from tuiz.store.db import Conn
+
 _LOCK_KEY = 0x7475697A  # "tuiz"
 _FILE_RE = re.compile(r"^(?P<version>\d{14})_(?P<name>[A-Za-z0-9_]+)\.sql$")
 
@@ -80,7 +82,7 @@ def discover(directory: Path | None = None) -> list[Migration]:
     return found
 
 
-async def _applied(conn: asyncpg.Connection) -> dict[str, asyncpg.Record]:
+async def _applied(conn: Conn) -> dict[str, asyncpg.Record]:
     rows = await conn.fetch(
         "SELECT version, name, checksum FROM tuiz_meta.schema_migrations ORDER BY version"
     )
@@ -205,7 +207,10 @@ async def status(dsn: str, *, directory: Path | None = None) -> list[MigrationSt
     return sorted(out, key=lambda s: s.version)
 
 
-async def is_current(dsn_or_conn: str | asyncpg.Connection, directory: Path | None = None) -> bool:
+async def is_current(
+    dsn_or_conn: str | Conn,
+    directory: Path | None = None,
+) -> bool:
     """True when every migration on disk is applied unedited (what `/ready` checks)."""
     migrations = discover(directory)
     conn = await asyncpg.connect(dsn_or_conn) if isinstance(dsn_or_conn, str) else dsn_or_conn

@@ -1,0 +1,53 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tuiz.context import AppContext
+from tuiz.store import migrations
+
+router = APIRouter(tags=["operations"])
+
+
+def _ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """The process is up and its event loop answers."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    """Ready for traffic: the database answers and every migration is applied."""
+    ctx = _ctx(request)
+    checks: dict[str, str] = {}
+    if ctx.pool is None:
+        checks["database"] = "not started"
+    else:
+        try:
+            async with asyncio.timeout(2):
+                async with ctx.pool.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
+                    current = await migrations.is_current(conn)
+            checks["database"] = "ok"
+            checks["migrations"] = "ok" if current else "pending"
+        except (OSError, TimeoutError, Exception) as exc:  # any failure means not ready
+            checks["database"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values()) and "migrations" in checks
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(_ctx(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,87 @@
+"""The composition root: the one place that wires settings, database, realtime and HTTP together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import socketio
+from fastapi import FastAPI
+
+from tuiz import __version__
+from tuiz.api import errors as api_errors
+from tuiz.api import ops
+from tuiz.config import Settings
+from tuiz.context import AppContext
+from tuiz.logs import get_logger
+from tuiz.store import migrations
+from tuiz.store.db import create_pool
+from tuiz.store.embedded import EmbeddedPostgres, ensure_database
+
+log = get_logger(__name__)
+
+
+async def resolve_database(ctx: AppContext) -> str:
+    """DATABASE_URL when set; otherwise a private PostgreSQL under TUIZ_DATA_DIR."""
+    if ctx.settings.database_url:
+        return ctx.settings.database_url
+    embedded = EmbeddedPostgres(ctx.settings.data_dir / "pgdata")
+    server_url = await asyncio.to_thread(embedded.start)
+    ctx.embedded = embedded
+    log.info("embedded_postgres_started", data_dir=str(embedded.data_dir))
+    return await ensure_database(server_url, "tuiz")
+
+
+async def startup(ctx: AppContext) -> None:
+    ctx.database_url = await resolve_database(ctx)
+    if ctx.settings.migrate_on_start:
+        applied = await migrations.upgrade(ctx.database_url)
+        if applied:
+            log.info("migrations_applied", versions=[m.version for m in applied])
+    ctx.pool = await create_pool(ctx.database_url, max_size=ctx.settings.db_pool_max)
+    ctx.tasks.append(asyncio.create_task(ctx.metrics.watch_loop_lag(), name="loop-lag"))
+
+
+async def shutdown(ctx: AppContext) -> None:
+    for task in ctx.tasks:
+        task.cancel()
+    for task in ctx.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    ctx.tasks.clear()
+    if ctx.pool is not None:
+        await ctx.pool.close()
+        ctx.pool = None
+    if ctx.embedded is not None:
+        await asyncio.to_thread(ctx.embedded.stop)
+        ctx.embedded = None
+
+
+def create_app(settings: Settings | None = None) -> Any:
+    """Build the ASGI app: Socket.IO at /socket.io/, everything else served by FastAPI."""
+    ctx = AppContext(settings=settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await startup(ctx)
+        try:
+            yield
+        finally:
+            await shutdown(ctx)
+
+    api = FastAPI(title="tuiz", version=__version__, lifespan=lifespan)
+    api.state.ctx = ctx
+    api_errors.install(api)
+    api.include_router(ops.router)
+
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        cors_allowed_origins=ctx.settings.cors_origin_list,
+        logger=False,
+        engineio_logger=False,
+    )
+    ctx.sio = sio
+    return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")

@@ -1,0 +1,133 @@
+"""`tuiz` command line: serve, database migrations and maintenance."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, TypeVar
+
+import typer
+
+from tuiz.config import Settings
+from tuiz.logs import configure as configure_logs
+from tuiz.store import migrations
+from tuiz.store.embedded import EmbeddedPostgres, ensure_database
+
+T = TypeVar("T")
+
+app = typer.Typer(help="tuiz: realtime server for live quiz games.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations (supabase/migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url", envvar="DATABASE_URL", help="PostgreSQL URL; embedded if unset."
+    ),
+]
+
+
+@asynccontextmanager
+async def _database(url: str | None) -> AsyncIterator[str]:
+    """The given URL, or the embedded server's (started for the command, stopped after)."""
+    if url:
+        yield url
+        return
+    embedded = EmbeddedPostgres(Settings().data_dir / "pgdata")
+    server_url = await asyncio.to_thread(embedded.start)
+    try:
+        yield await ensure_database(server_url, "tuiz")
+    finally:
+        await asyncio.to_thread(embedded.stop)
+
+
+def _run_db(url: str | None, action: Callable[[str], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with _database(url) as dsn:
+            return await action(dsn)
+
+    try:
+        return asyncio.run(main())
+    except migrations.MigrationError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(envvar="TUIZ_HOST")] = None,
+    port: Annotated[int | None, typer.Option(envvar="TUIZ_PORT")] = None,
+    database_url: DatabaseUrl = None,
+    ws: Annotated[str, typer.Option(help="uvicorn websocket implementation")] = "websockets-sansio",
+) -> None:
+    """Run the server (HTTP, Socket.IO, jobs); applies pending migrations first."""
+    import uvicorn
+
+    from tuiz.app import create_app
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["TUIZ_HOST"] = host
+    if port is not None:
+        overrides["TUIZ_PORT"] = port
+    if database_url is not None:
+        overrides["DATABASE_URL"] = database_url
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logs(settings.log_level, settings.log_format)
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    typer.echo(f"tuiz serving on http://{shown_host}:{settings.port}  (API docs: /docs)")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws=ws,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    to: Annotated[str | None, typer.Option(help="stop at this version")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Apply pending migrations."""
+    applied = _run_db(database_url, lambda dsn: migrations.upgrade(dsn, to=to))
+    for m in applied:
+        typer.echo(f"applied {m.version}_{m.name}")
+    if not applied:
+        typer.echo("nothing to apply")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    to: Annotated[str | None, typer.Option(help="revert down to this version (0: all)")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revert the last migration, or every one newer than --to."""
+    reverted = _run_db(database_url, lambda dsn: migrations.downgrade(dsn, to=to))
+    for m in reverted:
+        typer.echo(f"reverted {m.version}_{m.name}")
+    if not reverted:
+        typer.echo("nothing to revert")
+
+
+@db_app.command("status")
+def db_status(database_url: DatabaseUrl = None) -> None:
+    """List migrations: applied, pending, edited (refused) or missing on disk."""
+    for s in _run_db(database_url, migrations.status):
+        typer.echo(f"{s.version}  {s.state:<8} {s.name}")
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""What one running tuiz process holds; built by `app.py`, read by the API and realtime layers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from tuiz.config import Settings
+from tuiz.metrics import Metrics
+
+if TYPE_CHECKING:
+    from tuiz.store.embedded import EmbeddedPostgres
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    database_url: str | None = None
+    pool: asyncpg.Pool | None = None
+    embedded: EmbeddedPostgres | None = None
+    sio: Any = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def require_pool(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError("database pool used before startup")
+        return self.pool

@@ -1,0 +1,44 @@
+"""Prometheus metrics, one registry per app so tests and several apps in one process don't clash."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """Every metric tuiz exports at `/metrics`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge(
+            "tuiz_socket_connections", "Socket.IO connections open on this process", registry=r
+        )
+        self.connects = Counter(
+            "tuiz_socket_connects_total", "Socket.IO connections accepted", registry=r
+        )
+        self.events_written = Counter(
+            "tuiz_game_events_written_total", "Game events durably written", registry=r
+        )
+        self.db_write_seconds = Histogram(
+            "tuiz_db_write_seconds",
+            "Latency of database write batches",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.loop_lag_seconds = Gauge(
+            "tuiz_event_loop_lag_seconds", "How late the event loop ran a 100 ms timer", registry=r
+        )
+        self.errors = Counter(
+            "tuiz_client_errors_total", "Errors sent to clients", ["code"], registry=r
+        )
+
+    async def watch_loop_lag(self, interval: float = 0.1) -> None:
+        """Sample event-loop lag forever: the gap between when a sleep should end and did."""
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(interval)
+            self.loop_lag_seconds.set(max(0.0, time.perf_counter() - started - interval))
