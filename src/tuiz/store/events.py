@@ -1,0 +1,436 @@
+"""The game event log: durable, gapless per-game sequence numbers, written with group commit.
+
+Callers `append` an event and get it back once its transaction has committed. Events wait in a
+queue while the previous batch is in flight; a flusher then writes everything queued in ONE
+statement (one round trip, one commit): it reserves a block of sequence numbers per game in
+`game_event_counters` -- the same counter `log_game_event()` uses, so SQL callers, other
+processes and this writer share one gapless sequence -- and inserts every row from `unnest`
+arrays. Counter rows are locked in game-id order, so two writers never deadlock.
+
+Games are sharded over a few flushers by game id: one game always goes through the same flusher,
+so events of a game queued in order get increasing sequence numbers, while other games' batches
+commit in parallel. A batch that the database rejects is split until only the bad events fail;
+the other callers never see the error and nothing of the bad event is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+from asyncpg.pgproto import pgproto
+from asyncpg.pool import PoolConnectionProxy
+
+from tuiz.errors import ErrorCode, TuizError
+
+EVENT_TYPE_MAX = 100
+TEXT_MAX = 255
+PAYLOAD_MAX_BYTES = 256 * 1024
+READ_LIMIT_MAX = 10_000
+
+ConnectionLike: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+# Same rule as the database's device-id check; failing here saves a round trip and a batch split.
+_DEVICE_ID_RE = re.compile(r"[A-Za-z0-9._:@+=~-]{1,255}")
+
+# Reserve a block per game (counters locked in game-id order) and insert all rows, in one
+# statement: one round trip, atomic without an explicit transaction. `back` is the event's
+# position in its game's block counted from the end (n-1 .. 0), so seq = last_seq - back.
+BATCH_SQL = """
+WITH reserved AS (
+    INSERT INTO public.game_event_counters AS c (game_id, last_seq)
+    SELECT g, n FROM unnest($11::uuid[], $12::int[]) AS r(g, n) ORDER BY g
+    ON CONFLICT (game_id) DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq
+    RETURNING c.game_id, c.last_seq
+), inserted AS (
+    INSERT INTO public.game_events (id, game_id, event_type, action, socket_id, device_id,
+                                    player_id, user_id, payload, sequence_number)
+    SELECT b.id, b.game_id, b.event_type, b.action, b.socket_id, b.device_id,
+           b.player_id, b.user_id, b.payload::jsonb, r.last_seq - b.back
+      FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[],
+                  $7::text[], $8::uuid[], $9::uuid[], $10::text[])
+           AS b(id, game_id, back, event_type, action, socket_id, device_id,
+                player_id, user_id, payload)
+      JOIN reserved r ON r.game_id = b.game_id
+)
+SELECT r.game_id, r.last_seq, now() AS ts FROM reserved r
+"""
+
+_READ_SQL = """
+SELECT id, game_id, sequence_number, "timestamp", event_type, action, payload::text,
+       socket_id, device_id, player_id, user_id
+  FROM public.game_events
+ WHERE game_id = $1 AND sequence_number > $2
+ ORDER BY sequence_number
+ LIMIT $3
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append; its sequence number and timestamp come from the database."""
+
+    game_id: uuid.UUID
+    event_type: str
+    action: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    socket_id: str | None = None
+    device_id: str | None = None
+    player_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A committed event: `seq` is its gapless, unique position in its game's log."""
+
+    id: uuid.UUID
+    game_id: uuid.UUID
+    seq: int
+    timestamp: datetime
+    event_type: str
+    action: str
+    payload: dict[str, Any]
+    socket_id: str | None = None
+    device_id: str | None = None
+    player_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    event: NewEvent
+    payload_json: str
+    future: asyncio.Future[StoredEvent]
+
+
+def _invalid(message: str, **details: Any) -> TuizError:
+    return TuizError(ErrorCode.VALIDATION_ERROR, message, **details)
+
+
+def _check_text(name: str, value: object, limit: int, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise _invalid(f"{name} must be a non-empty string", field=name)
+    if len(value) > limit:
+        raise _invalid(f"{name} is longer than {limit} characters", field=name)
+    if "\x00" in value:
+        raise _invalid(f"{name} contains a NUL character", field=name)
+
+
+def _check_uuid(name: str, value: object, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, uuid.UUID):
+        raise _invalid(f"{name} must be a UUID", field=name)
+
+
+def validate(event: NewEvent) -> str:
+    """Reject what the database would reject, before queueing; returns the payload as JSON."""
+    _check_uuid("game_id", event.game_id, optional=False)
+    _check_uuid("player_id", event.player_id, optional=True)
+    _check_uuid("user_id", event.user_id, optional=True)
+    _check_text("event_type", event.event_type, EVENT_TYPE_MAX, optional=False)
+    _check_text("action", event.action, TEXT_MAX, optional=False)
+    _check_text("socket_id", event.socket_id, TEXT_MAX, optional=True)
+    if event.device_id is not None and (
+        not isinstance(event.device_id, str) or _DEVICE_ID_RE.fullmatch(event.device_id) is None
+    ):
+        raise _invalid(
+            "device_id must be 1-255 characters of letters, digits and ._:@+=~-",
+            field="device_id",
+        )
+    if not isinstance(event.payload, dict):
+        raise _invalid("payload must be a JSON object", field="payload")
+    try:
+        encoded = orjson.dumps(event.payload)
+    except orjson.JSONEncodeError as exc:
+        raise _invalid(f"payload is not JSON: {exc}", field="payload") from exc
+    if len(encoded) > PAYLOAD_MAX_BYTES:
+        raise TuizError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"payload is larger than {PAYLOAD_MAX_BYTES} bytes",
+            field="payload",
+        )
+    if b"\\u0000" in encoded:
+        raise _invalid("payload contains a NUL character", field="payload")
+    return encoded.decode()
+
+
+# Version-4 UUIDs made in bulk: one urandom call per batch, version/variant bits set with
+# `bytes.translate` (C speed) -- uuid.uuid4() per event costs more than the rest of the row.
+_V4_VERSION = bytes((b & 0x0F) | 0x40 for b in range(256))
+_V4_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+
+
+def _new_ids(n: int) -> list[uuid.UUID]:
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = raw[6::16].translate(_V4_VERSION)
+    raw[8::16] = raw[8::16].translate(_V4_VARIANT)
+    return [pgproto.UUID(bytes(raw[i : i + 16])) for i in range(0, 16 * n, 16)]
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """Errors one bad row can cause (SQLSTATE class 22/23, RAISE); splitting the batch helps."""
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and (
+        state.startswith(("22", "23")) or state == "P0001"
+    )
+
+
+def _to_tuiz_error(exc: asyncpg.PostgresError) -> TuizError:
+    detail = getattr(exc, "detail", None) or str(exc)
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return TuizError(ErrorCode.NOT_FOUND, f"unknown game or player: {detail}")
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return TuizError(ErrorCode.CONFLICT, f"event conflicts with a stored one: {detail}")
+    return _invalid(f"event rejected by the database: {exc}")
+
+
+async def insert_batch(
+    conn: ConnectionLike, items: Sequence[tuple[NewEvent, str]]
+) -> list[StoredEvent]:
+    """Write `(event, payload_json)` pairs in one statement; results in the given order.
+
+    Events of one game are numbered in the order given. Raises the database's error when any
+    row is rejected, in which case nothing was written.
+    """
+    order = sorted(range(len(items)), key=lambda i: items[i][0].game_id)
+    ids = _new_ids(len(items))
+    counts: dict[uuid.UUID, int] = {}
+    for event, _ in items:
+        counts[event.game_id] = counts.get(event.game_id, 0) + 1
+    seen: dict[uuid.UUID, int] = {}
+    backs = [0] * len(items)
+    for i in order:
+        game = items[i][0].game_id
+        pos = seen.get(game, 0)
+        seen[game] = pos + 1
+        backs[i] = counts[game] - 1 - pos
+    events = [e for e, _ in items]
+    rows = await conn.fetch(
+        BATCH_SQL,
+        ids,
+        [e.game_id for e in events],
+        backs,
+        [e.event_type for e in events],
+        [e.action for e in events],
+        [e.socket_id for e in events],
+        [e.device_id for e in events],
+        [e.player_id for e in events],
+        [e.user_id for e in events],
+        [p for _, p in items],
+        list(counts),
+        list(counts.values()),
+    )
+    if len(rows) != len(counts):  # cannot happen unless the schema changed under us
+        raise RuntimeError(f"reserved {len(rows)} counters for {len(counts)} games")
+    last = {r["game_id"]: r["last_seq"] for r in rows}
+    ts: datetime = rows[0]["ts"]
+    return [
+        StoredEvent(
+            id=ids[i],
+            game_id=e.game_id,
+            seq=last[e.game_id] - backs[i],
+            timestamp=ts,
+            event_type=e.event_type,
+            action=e.action,
+            payload=e.payload,
+            socket_id=e.socket_id,
+            device_id=e.device_id,
+            player_id=e.player_id,
+            user_id=e.user_id,
+        )
+        for i, e in enumerate(events)
+    ]
+
+
+class _Shard:
+    """One flusher and its queue; a game always maps to the same shard (keeps its order)."""
+
+    __slots__ = ("pending", "task", "wake")
+
+    def __init__(self) -> None:
+        self.pending: list[_Pending] = []
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class EventLog:
+    """Group-commit writer for `game_events`; one per process, shared by every game.
+
+    Metrics (plain attributes, read by the Prometheus exporter): `events_written`,
+    `events_failed`, `batches_written`, `last_batch_size`, `last_batch_latency` (seconds, the
+    database write of the last batch).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_batch: int = 5000,
+        max_delay: float = 0.0,
+        flushers: int = 2,
+    ) -> None:
+        """`max_delay` > 0 holds a small batch that long to gather more (trades latency for
+        fewer commits); 0 relies on natural batching while the previous batch is in flight."""
+        if max_batch < 1 or flushers < 1 or max_delay < 0:
+            raise ValueError("max_batch and flushers must be >= 1, max_delay >= 0")
+        self._pool = pool
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._shards = [_Shard() for _ in range(flushers)]
+        self._started = False
+        self._closed = False
+        self.events_written = 0
+        self.events_failed = 0
+        self.batches_written = 0
+        self.last_batch_size = 0
+        self.last_batch_latency = 0.0
+
+    @property
+    def queued(self) -> int:
+        """Events waiting for a flusher (not counting the batches in flight)."""
+        return sum(len(s.pending) for s in self._shards)
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for shard in self._shards:
+            shard.task = asyncio.create_task(self._run(shard), name="tuiz-eventlog-flusher")
+
+    async def close(self) -> None:
+        """Refuse new events, write everything already queued, then stop the flushers."""
+        self._closed = True
+        for shard in self._shards:
+            shard.wake.set()
+        await asyncio.gather(*(s.task for s in self._shards if s.task is not None))
+
+    async def __aenter__(self) -> EventLog:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _check_running(self) -> None:
+        if self._closed or not self._started:
+            raise TuizError(ErrorCode.UNAVAILABLE, "the event log is not running")
+
+    def _enqueue(self, event: NewEvent, payload_json: str) -> asyncio.Future[StoredEvent]:
+        future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
+        shard = self._shards[hash(event.game_id) % len(self._shards)]
+        shard.pending.append(_Pending(event, payload_json, future))
+        shard.wake.set()
+        return future
+
+    async def append(self, event: NewEvent) -> StoredEvent:
+        """Queue one event; returns once it is committed. Cancelling does not withdraw it."""
+        self._check_running()
+        return await self._enqueue(event, validate(event))
+
+    async def append_many(self, events: Iterable[NewEvent]) -> list[StoredEvent]:
+        """Queue events in order (all validated first); returns once every one is committed.
+
+        Each event succeeds or fails on its own: the first failure is raised after all settle.
+        """
+        self._check_running()
+        batch = [(e, validate(e)) for e in events]
+        futures = [self._enqueue(e, p) for e, p in batch]
+        done = await asyncio.gather(*futures, return_exceptions=True)
+        for result in done:
+            if isinstance(result, BaseException):
+                raise result
+        return done  # type: ignore[return-value]  # no exceptions left
+
+    async def read(
+        self, game_id: uuid.UUID, after_seq: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """A page of a game's log in sequence order, strictly after `after_seq`."""
+        if not 1 <= limit <= READ_LIMIT_MAX:
+            raise _invalid(f"limit must be between 1 and {READ_LIMIT_MAX}", field="limit")
+        rows = await self._pool.fetch(_READ_SQL, game_id, after_seq, limit)
+        return [
+            StoredEvent(
+                id=r[0],
+                game_id=r[1],
+                seq=r[2],
+                timestamp=r[3],
+                event_type=r[4],
+                action=r[5],
+                payload=orjson.loads(r[6]) if r[6] is not None else {},
+                socket_id=r[7],
+                device_id=r[8],
+                player_id=r[9],
+                user_id=r[10],
+            )
+            for r in rows
+        ]
+
+    async def _run(self, shard: _Shard) -> None:
+        while True:
+            if not shard.pending:
+                if self._closed:
+                    return
+                shard.wake.clear()
+                await shard.wake.wait()
+                continue
+            if self._max_delay and len(shard.pending) < self._max_batch and not self._closed:
+                await asyncio.sleep(self._max_delay)
+            batch = shard.pending[: self._max_batch]
+            del shard.pending[: self._max_batch]
+            try:
+                await self._flush(batch)
+            except BaseException as exc:  # never leave a caller waiting forever
+                error = TuizError(ErrorCode.UNAVAILABLE, f"event log write failed: {exc!r}")
+                error.__cause__ = exc
+                self._settle_failed(batch, error)
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        async with self._pool.acquire() as conn:
+            await self._write(conn, batch)
+        self.last_batch_latency = time.perf_counter() - started
+        self.last_batch_size = len(batch)
+        self.batches_written += 1
+
+    async def _write(self, conn: ConnectionLike, batch: list[_Pending]) -> None:
+        """Write a batch; on a row-level rejection, split it so only the bad events fail.
+
+        Halves are written in order, so a game's events keep their relative order; the bad
+        event reserved nothing (its statement rolled back), so numbering stays gapless.
+        """
+        try:
+            stored = await insert_batch(conn, [(p.event, p.payload_json) for p in batch])
+        except asyncpg.PostgresError as exc:
+            if not _is_data_error(exc):
+                raise
+            if len(batch) == 1:
+                self._settle_failed(batch, _to_tuiz_error(exc))
+                return
+            mid = len(batch) // 2
+            await self._write(conn, batch[:mid])
+            await self._write(conn, batch[mid:])
+            return
+        for pending, event in zip(batch, stored, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(event)
+        self.events_written += len(batch)
+
+    def _settle_failed(self, batch: list[_Pending], error: BaseException) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                self.events_failed += 1
+                pending.future.set_exception(error)
