@@ -98,17 +98,18 @@ CREATE TABLE public.game_events (
   device_id text
     CONSTRAINT game_events_device_id_valid
     CHECK (device_id IS NULL OR public.is_valid_device_id(device_id)),
-  -- Not foreign keys: the log is append-only and keeps the ids of players and users that
-  -- were removed later (a SET NULL action would have to rewrite history).
-  player_id uuid,
+  -- A removed (kicked) player's events stay, with player_id cleared: the one change the
+  -- append-only guard lets through, and only as the FK action itself.
+  player_id uuid REFERENCES public.players (id) ON DELETE SET NULL,
+  -- Not a foreign key: the log keeps the id of a user deleted later.
   user_id uuid,
   "timestamp" timestamptz NOT NULL DEFAULT now(),
   action varchar(255) NOT NULL CHECK (char_length(action) >= 1),
   payload jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(payload) = 'object'),
   sequence_number integer NOT NULL CHECK (sequence_number > 0),
-  -- Unique and gapless per game (numbers come from game_event_counters). This index is also
-  -- the only one the log needs: replay is by game in sequence order, a player's actions are
-  -- read within a game, retention deletes by game. Fewer indexes keep appends fast.
+  -- Unique and gapless per game (numbers come from game_event_counters). Also serves replay
+  -- (by game in sequence order), the FK cascade from games and retention (by game), so there
+  -- is no separate game_id, timestamp or event_type index: fewer indexes keep appends fast.
   CONSTRAINT game_events_game_sequence_key UNIQUE (game_id, sequence_number)
 );
 COMMENT ON TABLE public.game_events IS
@@ -116,6 +117,10 @@ COMMENT ON TABLE public.game_events IS
 COMMENT ON COLUMN public.game_events.sequence_number IS
   'Per-game sequence, 1, 2, 3, ... without gaps or duplicates (see game_event_counters).';
 COMMENT ON COLUMN public.game_events.payload IS 'Event data; always a JSON object.';
+
+-- A player's actions, and the ON DELETE SET NULL when a player is removed.
+CREATE INDEX game_events_player_id_idx ON public.game_events (player_id)
+  WHERE player_id IS NOT NULL;
 
 CREATE TABLE public.room_participants (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -212,26 +217,32 @@ CREATE TRIGGER trigger_auto_update_device_session
   AFTER INSERT ON public.websocket_connections
   FOR EACH ROW EXECUTE FUNCTION public.auto_update_device_session();
 
--- game_events is append-only. UPDATE is refused to everyone; DELETE only to service_role
--- (retention cleanup) and the table owner (ON DELETE CASCADE from games runs as the owner).
--- Privileges already keep clients out; this guards against a later GRANT. Statement-level,
--- so appends and bulk deletes pay nothing per row.
+-- game_events is append-only. UPDATE is refused, except the ON DELETE SET NULL of
+-- player_id, which runs as the table owner and changes nothing else. DELETE is reserved to
+-- service_role (retention cleanup) and the table owner (ON DELETE CASCADE from games runs as
+-- the owner). Privileges already keep clients out; this also guards against a later GRANT.
+-- DELETE is checked once per statement so bulk retention pays nothing per row; UPDATE is
+-- checked per row, and only FK actions ever get that far.
 CREATE FUNCTION public.game_events_append_only() RETURNS trigger
   LANGUAGE plpgsql
   SET search_path = ''
 AS $$
+DECLARE
+  privileged boolean := pg_catalog.pg_has_role(
+    current_user,
+    (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID),
+    'MEMBER');
 BEGIN
   IF TG_OP = 'UPDATE' THEN
+    IF privileged
+       AND OLD.player_id IS NOT NULL AND NEW.player_id IS NULL
+       AND to_jsonb(NEW) - 'player_id' = to_jsonb(OLD) - 'player_id' THEN
+      RETURN NEW;  -- the player was removed: forget who, keep what happened
+    END IF;
     RAISE EXCEPTION 'game_events is append-only: events cannot be updated'
       USING ERRCODE = 'insufficient_privilege';
   END IF;
-  IF NOT (
-    pg_catalog.pg_has_role(current_user, 'service_role', 'MEMBER')
-    OR pg_catalog.pg_has_role(
-         current_user,
-         (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID),
-         'MEMBER')
-  ) THEN
+  IF NOT (privileged OR pg_catalog.pg_has_role(current_user, 'service_role', 'MEMBER')) THEN
     RAISE EXCEPTION 'game_events is append-only: only retention cleanup may delete events'
       USING ERRCODE = 'insufficient_privilege';
   END IF;
@@ -239,8 +250,11 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER game_events_append_only
-  BEFORE UPDATE OR DELETE ON public.game_events
+CREATE TRIGGER game_events_no_update
+  BEFORE UPDATE ON public.game_events
+  FOR EACH ROW EXECUTE FUNCTION public.game_events_append_only();
+CREATE TRIGGER game_events_delete_by_cleanup_only
+  BEFORE DELETE ON public.game_events
   FOR EACH STATEMENT EXECUTE FUNCTION public.game_events_append_only();
 
 -- ---------------------------------------------------------------------------------------
@@ -353,6 +367,12 @@ BEGIN
   END IF;
   IF NOT EXISTS (SELECT 1 FROM public.games g WHERE g.id = p_game_id) THEN
     RAISE EXCEPTION 'invalid p_game_id: game % does not exist', p_game_id
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  IF p_player_id IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM public.players p WHERE p.id = p_player_id AND p.game_id = p_game_id
+  ) THEN
+    RAISE EXCEPTION 'invalid p_player_id: player % is not in game %', p_player_id, p_game_id
       USING ERRCODE = 'foreign_key_violation';
   END IF;
 
