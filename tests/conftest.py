@@ -11,8 +11,10 @@ import asyncio
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -21,9 +23,13 @@ from tuiz.store import migrations
 from tuiz.store.db import connect
 from tuiz.store.embedded import EmbeddedPostgres, database_url
 
+T = TypeVar("T")
 
-def _run(coro: object) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run admin coroutines from sync fixtures, even when an async fixture asked for them."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def _admin(server_url: str, *statements: str) -> None:
