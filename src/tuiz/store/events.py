@@ -38,8 +38,9 @@ PAYLOAD_MAX_BYTES = 256 * 1024
 READ_LIMIT_MAX = 10_000
 
 ConnectionLike: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
-# Same rule as the database's device-id check; failing here saves a round trip and a batch split.
-_DEVICE_ID_RE = re.compile(r"[A-Za-z0-9._:@+=~-]{1,255}")
+# The database's rule (public.is_valid_device_id); failing here saves a round trip and a split.
+_DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")
+_ALNUM_RE = re.compile(r"[A-Za-z0-9]")
 
 # Reserve a block per game (counters locked in game-id order) and insert all rows, in one
 # statement: one round trip, atomic without an explicit transaction. `back` is the event's
@@ -142,11 +143,14 @@ def validate(event: NewEvent) -> str:
     _check_text("event_type", event.event_type, EVENT_TYPE_MAX, optional=False)
     _check_text("action", event.action, TEXT_MAX, optional=False)
     _check_text("socket_id", event.socket_id, TEXT_MAX, optional=True)
-    if event.device_id is not None and (
-        not isinstance(event.device_id, str) or _DEVICE_ID_RE.fullmatch(event.device_id) is None
+    device = event.device_id
+    if device is not None and (
+        not isinstance(device, str)
+        or _DEVICE_ID_RE.fullmatch(device) is None
+        or _ALNUM_RE.search(device) is None
     ):
         raise _invalid(
-            "device_id must be 1-255 characters of letters, digits and ._:@+=~-",
+            "device_id must be 1-255 characters of A-Z a-z 0-9 _ . : - (one letter or digit)",
             field="device_id",
         )
     if not isinstance(event.payload, dict):

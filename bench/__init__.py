@@ -1,0 +1,1 @@
+"""Benchmarks: load generators run by hand or by `make bench`; numbers go in notes, not tests."""
