@@ -5,7 +5,10 @@ They insert the minimum a row needs to be valid, so a test states only what it c
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from uuid import UUID
 
 import asyncpg
@@ -104,3 +107,37 @@ async def make_player(
         is_host,
     )
     return player_id
+
+
+@asynccontextmanager
+async def acting_as(
+    conn: asyncpg.Connection,
+    role: str,
+    *,
+    user: UUID | None = None,
+    device: str | None = None,
+    headers: str | None = None,
+) -> AsyncIterator[asyncpg.Connection]:
+    """Run statements the way PostgREST would for a caller, in a transaction rolled back after.
+
+    `role` is anon, authenticated or service_role; `user` becomes the JWT `sub`; `device` the
+    `x-device-id` header (or pass raw `headers` text, e.g. '' as a pooled connection has it).
+    """
+    if role not in {"anon", "authenticated", "service_role"}:
+        raise ValueError(f"not a PostgREST role: {role}")
+    claims = {"role": role} | ({"sub": str(user)} if user else {})
+    if headers is None:
+        headers = json.dumps({"x-device-id": device} if device else {})
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        await conn.execute(f"SET LOCAL ROLE {role}")
+        await conn.execute(
+            "SELECT set_config('request.jwt.claims', $1, true),"
+            " set_config('request.headers', $2, true)",
+            json.dumps(claims),
+            headers,
+        )
+        yield conn
+    finally:
+        await transaction.rollback()
