@@ -17,9 +17,17 @@ from tuiz.api import ops
 from tuiz.config import Settings
 from tuiz.context import AppContext
 from tuiz.logs import get_logger
+from tuiz.realtime import jsoncodec
+from tuiz.realtime.server import Realtime
 from tuiz.store import migrations
+from tuiz.store.connections import ConnectionStore
+from tuiz.store.connections_memory import MemoryConnectionStore
+from tuiz.store.connections_pg import PgConnectionStore
 from tuiz.store.db import create_pool
 from tuiz.store.embedded import EmbeddedPostgres, ensure_database
+from tuiz.store.events import EventLog
+from tuiz.store.events_memory import MemoryEventLog
+from tuiz.store.rooms import OpenRoomDirectory, PgRoomDirectory, RoomDirectory
 
 log = get_logger(__name__)
 
@@ -45,7 +53,35 @@ async def startup(ctx: AppContext) -> None:
     ctx.tasks.append(asyncio.create_task(ctx.metrics.watch_loop_lag(), name="loop-lag"))
 
 
+async def start_realtime(ctx: AppContext) -> None:
+    """The stores behind the Socket.IO layer: PostgreSQL, or memory for database-free dev."""
+    store: ConnectionStore
+    rooms: RoomDirectory
+    events: EventLog | MemoryEventLog
+    if ctx.settings.store == "memory":
+        store, rooms, events = MemoryConnectionStore(), OpenRoomDirectory(), MemoryEventLog()
+    else:
+        pool = ctx.require_pool()
+        store, rooms, events = PgConnectionStore(pool), PgRoomDirectory(pool), EventLog(pool)
+    await events.start()
+    ctx.events = events
+    ctx.realtime = Realtime(
+        ctx.sio,
+        settings=ctx.settings,
+        store=store,
+        rooms=rooms,
+        events=events,
+        metrics=ctx.metrics,
+    )
+    await ctx.realtime.start()
+
+
 async def shutdown(ctx: AppContext) -> None:
+    """Drain sockets, flush the event log, then release the database (SIGTERM path)."""
+    if ctx.realtime is not None:
+        await ctx.realtime.drain()
+    if ctx.events is not None:
+        await ctx.events.close()
     for task in ctx.tasks:
         task.cancel()
     for task in ctx.tasks:
@@ -66,7 +102,9 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await startup(ctx)
+        if ctx.settings.store == "postgres":
+            await startup(ctx)
+        await start_realtime(ctx)
         try:
             yield
         finally:
@@ -82,6 +120,8 @@ def create_app(settings: Settings | None = None) -> Any:
         cors_allowed_origins=ctx.settings.cors_origin_list,
         logger=False,
         engineio_logger=False,
+        json=jsoncodec,
+        max_http_buffer_size=ctx.settings.max_http_buffer_bytes,
     )
     ctx.sio = sio
     return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -30,8 +31,27 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(default="auto", alias="TUIZ_LOG_FORMAT")
     log_level: str = Field(default="info", alias="TUIZ_LOG_LEVEL")
     cors_origins: str = Field(default="*", alias="TUIZ_CORS_ORIGINS")
+    store: Literal["postgres", "memory"] = Field(default="postgres", alias="TUIZ_STORE")
+    trusted_proxies: str = Field(default="", alias="TUIZ_TRUSTED_PROXIES")
+    rate_limit_per_sec: float = Field(default=20.0, gt=0, alias="TUIZ_RATE_LIMIT_PER_SEC")
+    rate_limit_burst: float = Field(default=40.0, ge=1, alias="TUIZ_RATE_LIMIT_BURST")
+    rate_limit_disconnect_after: int = Field(
+        default=100, ge=1, alias="TUIZ_RATE_LIMIT_DISCONNECT_AFTER"
+    )
+    max_message_bytes: int = Field(default=16_384, gt=0, alias="TUIZ_MAX_MESSAGE_BYTES")
+    max_http_buffer_bytes: int = Field(default=100_000, gt=0, alias="TUIZ_MAX_HTTP_BUFFER_BYTES")
+    heartbeat_flush_ms: int = Field(default=1000, gt=0, alias="TUIZ_HEARTBEAT_FLUSH_MS")
     migrate_on_start: bool = Field(default=True, alias="TUIZ_MIGRATE_ON_START")
     db_pool_max: int = Field(default=10, gt=0, alias="TUIZ_DB_POOL_MAX")
+
+    @property
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        """Peers whose X-Forwarded-For is believed (addresses or CIDR ranges)."""
+        return [
+            ip_network(p.strip(), strict=False)
+            for p in self.trusted_proxies.split(",")
+            if p.strip()
+        ]
 
     @property
     def cors_origin_list(self) -> list[str] | str:

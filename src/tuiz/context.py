@@ -12,7 +12,10 @@ from tuiz.config import Settings
 from tuiz.metrics import Metrics
 
 if TYPE_CHECKING:
+    from tuiz.realtime.server import Realtime
     from tuiz.store.embedded import EmbeddedPostgres
+    from tuiz.store.events import EventLog
+    from tuiz.store.events_memory import MemoryEventLog
 
 
 @dataclass
@@ -23,6 +26,8 @@ class AppContext:
     pool: asyncpg.Pool | None = None
     embedded: EmbeddedPostgres | None = None
     sio: Any = None
+    realtime: Realtime | None = None
+    events: EventLog | MemoryEventLog | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 

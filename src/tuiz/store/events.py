@@ -20,6 +20,7 @@ import os
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +46,8 @@ _ALNUM_RE = re.compile(r"[A-Za-z0-9]")
 # Reserve a block per game (counters locked in game-id order) and insert all rows, in one
 # statement: one round trip, atomic without an explicit transaction. `back` is the event's
 # position in its game's block counted from the end (n-1 .. 0), so seq = last_seq - back.
+# A player must belong to the event's game (as log_game_event demands); a foreign key cannot
+# say that, so such a row gets a NULL game_id and the NOT NULL constraint rejects the statement.
 BATCH_SQL = """
 WITH reserved AS (
     INSERT INTO public.game_event_counters AS c (game_id, last_seq)
@@ -54,7 +57,12 @@ WITH reserved AS (
 ), inserted AS (
     INSERT INTO public.game_events (id, game_id, event_type, action, socket_id, device_id,
                                     player_id, user_id, payload, sequence_number)
-    SELECT b.id, b.game_id, b.event_type, b.action, b.socket_id, b.device_id,
+    SELECT b.id,
+           CASE WHEN b.player_id IS NULL OR EXISTS (
+                    SELECT 1 FROM public.players p
+                     WHERE p.id = b.player_id AND p.game_id = b.game_id)
+                THEN b.game_id END,
+           b.event_type, b.action, b.socket_id, b.device_id,
            b.player_id, b.user_id, b.payload::jsonb, r.last_seq - b.back
       FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[],
                   $7::text[], $8::uuid[], $9::uuid[], $10::text[])
@@ -104,13 +112,6 @@ class StoredEvent:
     device_id: str | None = None
     player_id: uuid.UUID | None = None
     user_id: uuid.UUID | None = None
-
-
-@dataclass(slots=True)
-class _Pending:
-    event: NewEvent
-    payload_json: str
-    future: asyncio.Future[StoredEvent]
 
 
 def _invalid(message: str, **details: Any) -> TuizError:
@@ -191,13 +192,85 @@ def _is_data_error(exc: BaseException) -> bool:
     )
 
 
-def _to_tuiz_error(exc: asyncpg.PostgresError) -> TuizError:
+def _to_tuiz_error(exc: asyncpg.PostgresError, event: NewEvent) -> TuizError:
     detail = getattr(exc, "detail", None) or str(exc)
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         return TuizError(ErrorCode.NOT_FOUND, f"unknown game or player: {detail}")
+    if isinstance(exc, asyncpg.NotNullViolationError) and exc.column_name == "game_id":
+        return TuizError(  # BATCH_SQL's player check
+            ErrorCode.NOT_FOUND,
+            f"player {event.player_id} is not in game {event.game_id}",
+        )
     if isinstance(exc, asyncpg.UniqueViolationError):
         return TuizError(ErrorCode.CONFLICT, f"event conflicts with a stored one: {detail}")
     return _invalid(f"event rejected by the database: {exc}")
+
+
+class _Page:
+    """Events for one statement, kept as its parameter columns: built as events arrive, so the
+    flusher only swaps lists while the previous batch is in flight."""
+
+    __slots__ = (
+        "actions", "counts", "devices", "event_types", "events", "futures", "games",
+        "payloads", "players", "positions", "sockets", "users",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.events: list[NewEvent] = []
+        self.futures: list[asyncio.Future[StoredEvent]] = []
+        self.games: list[uuid.UUID] = []
+        self.positions: list[int] = []  # 1-based position within its game in this page
+        self.event_types: list[str] = []
+        self.actions: list[str] = []
+        self.sockets: list[str | None] = []
+        self.devices: list[str | None] = []
+        self.players: list[uuid.UUID | None] = []
+        self.users: list[uuid.UUID | None] = []
+        self.payloads: list[str] = []
+        self.counts: dict[uuid.UUID, int] = {}
+
+    def add(self, event: NewEvent, payload_json: str, future: asyncio.Future[StoredEvent]) -> None:
+        game = event.game_id
+        position = self.counts.get(game, 0) + 1
+        self.counts[game] = position
+        self.events.append(event)
+        self.futures.append(future)
+        self.games.append(game)
+        self.positions.append(position)
+        self.event_types.append(event.event_type)
+        self.actions.append(event.action)
+        self.sockets.append(event.socket_id)
+        self.devices.append(event.device_id)
+        self.players.append(event.player_id)
+        self.users.append(event.user_id)
+        self.payloads.append(payload_json)
+
+
+async def _execute(
+    conn: ConnectionLike, page: _Page
+) -> tuple[list[uuid.UUID], list[int], dict[uuid.UUID, int], datetime]:
+    """Run BATCH_SQL for a page: (ids, backs, last_seq per game, commit timestamp)."""
+    counts = page.counts
+    ids = _new_ids(len(page.events))
+    backs = [counts[g] - pos for g, pos in zip(page.games, page.positions, strict=True)]
+    rows = await conn.fetch(
+        BATCH_SQL,
+        ids,
+        page.games,
+        backs,
+        page.event_types,
+        page.actions,
+        page.sockets,
+        page.devices,
+        page.players,
+        page.users,
+        page.payloads,
+        list(counts),
+        list(counts.values()),
+    )
+    if len(rows) != len(counts):  # cannot happen unless the schema changed under us
+        raise RuntimeError(f"reserved {len(rows)} counters for {len(counts)} games")
+    return ids, backs, {r[0]: r[1] for r in rows}, rows[0][2]
 
 
 async def insert_batch(
@@ -208,63 +281,37 @@ async def insert_batch(
     Events of one game are numbered in the order given. Raises the database's error when any
     row is rejected, in which case nothing was written.
     """
-    order = sorted(range(len(items)), key=lambda i: items[i][0].game_id)
-    ids = _new_ids(len(items))
-    counts: dict[uuid.UUID, int] = {}
-    for event, _ in items:
-        counts[event.game_id] = counts.get(event.game_id, 0) + 1
-    seen: dict[uuid.UUID, int] = {}
-    backs = [0] * len(items)
-    for i in order:
-        game = items[i][0].game_id
-        pos = seen.get(game, 0)
-        seen[game] = pos + 1
-        backs[i] = counts[game] - 1 - pos
-    events = [e for e, _ in items]
-    rows = await conn.fetch(
-        BATCH_SQL,
-        ids,
-        [e.game_id for e in events],
-        backs,
-        [e.event_type for e in events],
-        [e.action for e in events],
-        [e.socket_id for e in events],
-        [e.device_id for e in events],
-        [e.player_id for e in events],
-        [e.user_id for e in events],
-        [p for _, p in items],
-        list(counts),
-        list(counts.values()),
+    loop = asyncio.get_running_loop()
+    page = _Page()
+    for event, payload_json in items:
+        page.add(event, payload_json, loop.create_future())
+    ids, backs, last, ts = await _execute(conn, page)
+    return [_stored(e, ids[i], last[e.game_id] - backs[i], ts) for i, e in enumerate(page.events)]
+
+
+def _stored(event: NewEvent, id_: uuid.UUID, seq: int, ts: datetime) -> StoredEvent:
+    return StoredEvent(
+        id=id_,
+        game_id=event.game_id,
+        seq=seq,
+        timestamp=ts,
+        event_type=event.event_type,
+        action=event.action,
+        payload=event.payload,
+        socket_id=event.socket_id,
+        device_id=event.device_id,
+        player_id=event.player_id,
+        user_id=event.user_id,
     )
-    if len(rows) != len(counts):  # cannot happen unless the schema changed under us
-        raise RuntimeError(f"reserved {len(rows)} counters for {len(counts)} games")
-    last = {r["game_id"]: r["last_seq"] for r in rows}
-    ts: datetime = rows[0]["ts"]
-    return [
-        StoredEvent(
-            id=ids[i],
-            game_id=e.game_id,
-            seq=last[e.game_id] - backs[i],
-            timestamp=ts,
-            event_type=e.event_type,
-            action=e.action,
-            payload=e.payload,
-            socket_id=e.socket_id,
-            device_id=e.device_id,
-            player_id=e.player_id,
-            user_id=e.user_id,
-        )
-        for i, e in enumerate(events)
-    ]
 
 
 class _Shard:
     """One flusher and its queue; a game always maps to the same shard (keeps its order)."""
 
-    __slots__ = ("pending", "task", "wake")
+    __slots__ = ("pages", "task", "wake")
 
     def __init__(self) -> None:
-        self.pending: list[_Pending] = []
+        self.pages: deque[_Page] = deque()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -286,7 +333,8 @@ class EventLog:
         flushers: int = 2,
     ) -> None:
         """`max_delay` > 0 holds a small batch that long to gather more (trades latency for
-        fewer commits); 0 relies on natural batching while the previous batch is in flight."""
+        fewer commits); 0 relies on natural batching while the previous batch is in flight.
+        Each flusher keeps one pool connection while the log runs."""
         if max_batch < 1 or flushers < 1 or max_delay < 0:
             raise ValueError("max_batch and flushers must be >= 1, max_delay >= 0")
         self._pool = pool
@@ -304,7 +352,7 @@ class EventLog:
     @property
     def queued(self) -> int:
         """Events waiting for a flusher (not counting the batches in flight)."""
-        return sum(len(s.pending) for s in self._shards)
+        return sum(len(page.events) for s in self._shards for page in s.pages)
 
     async def start(self) -> None:
         if self._started:
@@ -334,7 +382,10 @@ class EventLog:
     def _enqueue(self, event: NewEvent, payload_json: str) -> asyncio.Future[StoredEvent]:
         future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
         shard = self._shards[hash(event.game_id) % len(self._shards)]
-        shard.pending.append(_Pending(event, payload_json, future))
+        pages = shard.pages
+        if not pages or len(pages[-1].events) >= self._max_batch:
+            pages.append(_Page())
+        pages[-1].add(event, payload_json, future)
         shard.wake.set()
         return future
 
@@ -382,59 +433,99 @@ class EventLog:
         ]
 
     async def _run(self, shard: _Shard) -> None:
-        while True:
-            if not shard.pending:
-                if self._closed:
-                    return
-                shard.wake.clear()
-                await shard.wake.wait()
-                continue
-            if self._max_delay and len(shard.pending) < self._max_batch and not self._closed:
-                await asyncio.sleep(self._max_delay)
-            batch = shard.pending[: self._max_batch]
-            del shard.pending[: self._max_batch]
-            try:
-                await self._flush(batch)
-            except BaseException as exc:  # never leave a caller waiting forever
-                error = TuizError(ErrorCode.UNAVAILABLE, f"event log write failed: {exc!r}")
-                error.__cause__ = exc
-                self._settle_failed(batch, error)
-                if not isinstance(exc, Exception):
-                    raise
-
-    async def _flush(self, batch: list[_Pending]) -> None:
-        started = time.perf_counter()
-        async with self._pool.acquire() as conn:
-            await self._write(conn, batch)
-        self.last_batch_latency = time.perf_counter() - started
-        self.last_batch_size = len(batch)
-        self.batches_written += 1
-
-    async def _write(self, conn: ConnectionLike, batch: list[_Pending]) -> None:
-        """Write a batch; on a row-level rejection, split it so only the bad events fail.
-
-        Halves are written in order, so a game's events keep their relative order; the bad
-        event reserved nothing (its statement rolled back), so numbering stays gapless.
-        """
+        conn: PoolConnectionProxy[Any] | None = None
         try:
-            stored = await insert_batch(conn, [(p.event, p.payload_json) for p in batch])
+            while True:
+                if not shard.pages:
+                    if self._closed:
+                        return
+                    shard.wake.clear()
+                    await shard.wake.wait()
+                    continue
+                if self._max_delay and not self._closed and len(shard.pages) == 1:
+                    await asyncio.sleep(self._max_delay)
+                page = shard.pages.popleft()
+                try:
+                    if conn is None:
+                        conn = await self._pool.acquire()
+                    await self._flush(conn, page)
+                except BaseException as exc:  # never leave a caller waiting forever
+                    error = TuizError(ErrorCode.UNAVAILABLE, f"event log write failed: {exc!r}")
+                    error.__cause__ = exc
+                    self._settle_failed(page.futures, error)
+                    if conn is not None and (
+                        conn.is_closed() or not isinstance(exc, asyncpg.PostgresError)
+                    ):
+                        await self._pool.release(conn)  # maybe broken: take a fresh one
+                        conn = None
+                    if not isinstance(exc, Exception):
+                        raise
+        finally:
+            if conn is not None:
+                await self._pool.release(conn)
+
+    async def _flush(self, conn: ConnectionLike, page: _Page) -> None:
+        started = time.perf_counter()
+        try:
+            ids, backs, last, ts = await _execute(conn, page)
         except asyncpg.PostgresError as exc:
             if not _is_data_error(exc):
                 raise
-            if len(batch) == 1:
-                self._settle_failed(batch, _to_tuiz_error(exc))
-                return
-            mid = len(batch) // 2
-            await self._write(conn, batch[:mid])
-            await self._write(conn, batch[mid:])
-            return
-        for pending, event in zip(batch, stored, strict=True):
-            if not pending.future.done():
-                pending.future.set_result(event)
-        self.events_written += len(batch)
+            await self._write_split(
+                conn, list(zip(page.events, page.payloads, page.futures, strict=True))
+            )
+        else:
+            # Resolve after the flusher has sent the next batch: callers' wake-ups are not on
+            # the database's critical path.
+            asyncio.get_running_loop().call_soon(self._resolve, page, ids, backs, last, ts)
+            self.events_written += len(page.events)
+        self.last_batch_latency = time.perf_counter() - started
+        self.last_batch_size = len(page.events)
+        self.batches_written += 1
 
-    def _settle_failed(self, batch: list[_Pending], error: BaseException) -> None:
-        for pending in batch:
-            if not pending.future.done():
+    @staticmethod
+    def _resolve(
+        page: _Page,
+        ids: list[uuid.UUID],
+        backs: list[int],
+        last: dict[uuid.UUID, int],
+        ts: datetime,
+    ) -> None:
+        for i, (event, future) in enumerate(zip(page.events, page.futures, strict=True)):
+            if not future.done():
+                future.set_result(_stored(event, ids[i], last[event.game_id] - backs[i], ts))
+
+    async def _write_split(
+        self,
+        conn: ConnectionLike,
+        items: list[tuple[NewEvent, str, asyncio.Future[StoredEvent]]],
+    ) -> None:
+        """Write a rejected batch in halves until only the bad events fail.
+
+        Halves are written in order, so a game's events keep their relative order; a bad
+        event reserved nothing (its statement rolled back), so numbering stays gapless.
+        """
+        try:
+            stored = await insert_batch(conn, [(e, p) for e, p, _ in items])
+        except asyncpg.PostgresError as exc:
+            if not _is_data_error(exc):
+                raise
+            if len(items) == 1:
+                self._settle_failed([items[0][2]], _to_tuiz_error(exc, items[0][0]))
+                return
+            mid = len(items) // 2
+            await self._write_split(conn, items[:mid])
+            await self._write_split(conn, items[mid:])
+            return
+        for (_, _, future), event in zip(items, stored, strict=True):
+            if not future.done():
+                future.set_result(event)
+        self.events_written += len(items)
+
+    def _settle_failed(
+        self, futures: list[asyncio.Future[StoredEvent]], error: BaseException
+    ) -> None:
+        for future in futures:
+            if not future.done():
                 self.events_failed += 1
-                pending.future.set_exception(error)
+                future.set_exception(error)

@@ -1,0 +1,435 @@
+"""The Socket.IO endpoint: registration (`ws:connect`), heartbeats, rooms, limits and errors.
+
+State per socket lives in one small `Client` object; everything durable goes through the
+connection store and the game event log. Every event sent to a game room carries its `seq`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
+from typing import Any, Protocol
+
+import orjson
+import socketio
+
+from tuiz.auth import Caller, authenticate, bearer
+from tuiz.config import Settings
+from tuiz.errors import ErrorCode, TuizError
+from tuiz.logs import get_logger
+from tuiz.metrics import Metrics
+from tuiz.realtime.protocol import RoomJoin, RoomLeave, RoomMessage, WsConnect, parse
+from tuiz.realtime.ratelimit import TokenBucket
+from tuiz.store.connections import (
+    ConnectionStatus,
+    ConnectionStore,
+    NewConnection,
+    Participation,
+)
+from tuiz.store.events import NewEvent, StoredEvent
+from tuiz.store.rooms import RoomAccess, RoomDirectory
+
+log = get_logger(__name__)
+
+MAX_METADATA_BYTES = 4096
+
+
+class EventSink(Protocol):
+    async def append(self, event: NewEvent) -> StoredEvent: ...
+
+
+@dataclass(slots=True, eq=False)
+class Client:
+    """One Socket.IO connection on this process."""
+
+    sid: str
+    caller: Caller
+    ip: str | None
+    user_agent: str | None
+    bucket: TokenBucket
+    last_seen: float
+    device_id: str | None = None
+    reconnect_count: int = 0
+    rooms: dict[str, RoomAccess] = field(default_factory=dict)
+    timed_out: bool = False
+
+
+def _server_time() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def client_ip(environ: dict[str, Any], settings: Settings) -> str | None:
+    """The peer address, or the X-Forwarded-For client when the peer is a trusted proxy."""
+    peer = environ.get("REMOTE_ADDR")
+    if isinstance(environ.get("asgi.scope"), dict):
+        client = environ["asgi.scope"].get("client")
+        peer = client[0] if client else peer
+    trusted = settings.trusted_proxy_networks
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    if not peer or not trusted or not forwarded:
+        return str(peer) if peer else None
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not is_trusted(peer):
+        return str(peer)
+    # Walk from the nearest hop back; the first address not one of our proxies is the client.
+    hops = [h.strip() for h in str(forwarded).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            try:
+                return str(ip_address(hop))
+            except ValueError:
+                return str(peer)
+    return str(peer)
+
+
+def _json_size(value: Any) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        raise TuizError(ErrorCode.VALIDATION_ERROR, "value is not JSON") from None
+
+
+Handler = Callable[[Client, Any], Awaitable[None]]
+
+
+class Realtime:
+    """Registers the protocol's handlers on a python-socketio server and runs its timers."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        *,
+        settings: Settings,
+        store: ConnectionStore,
+        rooms: RoomDirectory,
+        events: EventSink | None,
+        metrics: Metrics,
+    ) -> None:
+        self.sio = sio
+        self.settings = settings
+        self.store = store
+        self.rooms = rooms
+        self.events = events if settings.log_events else None
+        self.metrics = metrics
+        self.clients: dict[str, Client] = {}
+        self._heartbeats: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._draining = False
+        self._register()
+
+    # -- wiring --------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("*", self._on_unknown)
+        self.on("ws:connect", self._ws_connect, registered=False)
+        self.on("ws:heartbeat", self._ws_heartbeat)
+        self.on("room:join", self._room_join)
+        self.on("room:leave", self._room_leave)
+        self.on("room:message", self._room_message)
+
+    def on(self, event: str, handler: Handler, *, registered: bool = True) -> None:
+        """Add a client event handler behind the shared guard: rate limit, registration, errors."""
+
+        async def guarded(sid: str, *args: Any) -> None:
+            client = self.clients.get(sid)
+            if client is None or not await self._admit(client):
+                return
+            try:
+                if registered and client.device_id is None:
+                    raise TuizError(
+                        ErrorCode.NOT_CONNECTED, "send ws:connect with a deviceId first"
+                    )
+                await handler(client, args[0] if args else None)
+            except TuizError as exc:
+                await self.send_error(sid, exc)
+            except Exception:
+                log.exception("handler_failed", socket_event=event, sid=sid)
+                await self.send_error(
+                    sid, TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
+                )
+
+        self.sio.on(event, guarded)
+
+    async def _admit(self, client: Client) -> bool:
+        """Count the event against the rate limit; refuse floods, disconnect sustained ones."""
+        now = time.monotonic()
+        client.last_seen = now
+        if client.bucket.take(now):
+            return True
+        if client.bucket.strikes >= self.settings.rate_limit_disconnect_after:
+            log.warning("rate_limit_disconnect", sid=client.sid, device_id=client.device_id)
+            await self.send_error(
+                client.sid, TuizError(ErrorCode.RATE_LIMITED, "too many events; disconnecting")
+            )
+            await self.sio.disconnect(client.sid)
+        elif client.bucket.strikes <= 1:
+            await self.send_error(
+                client.sid, TuizError(ErrorCode.RATE_LIMITED, "too many events; slow down")
+            )
+        return False
+
+    async def send_error(self, sid: str, error: TuizError) -> None:
+        self.metrics.errors.labels(error.code.value).inc()
+        await self.sio.emit("ws:error", error.to_payload(), to=sid)
+
+    # -- connection lifecycle ------------------------------------------------------------
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if self._draining:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"error": ErrorCode.UNAVAILABLE.value, "message": "server is shutting down"}
+            )
+        token = auth.get("token") if isinstance(auth, dict) else None
+        token = token or bearer(environ.get("HTTP_AUTHORIZATION"))
+        try:
+            caller = authenticate(
+                token if isinstance(token, str) else None,
+                jwt_secret=self.settings.jwt_secret,
+                service_key=self.settings.service_key,
+            )
+        except TuizError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.to_payload()) from None
+        user_agent = environ.get("HTTP_USER_AGENT")
+        self.clients[sid] = Client(
+            sid=sid,
+            caller=caller,
+            ip=client_ip(environ, self.settings),
+            user_agent=str(user_agent)[:1024] if user_agent else None,
+            bucket=TokenBucket(self.settings.rate_limit_per_sec, self.settings.rate_limit_burst),
+            last_seen=time.monotonic(),
+        )
+        self.metrics.connections.inc()
+        self.metrics.connects.inc()
+
+    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        client = self.clients.pop(sid, None)
+        if client is None:
+            return
+        self.metrics.connections.dec()
+        self._heartbeats.discard(sid)
+        if client.device_id is None:
+            return
+        status = ConnectionStatus.TIMEOUT if client.timed_out else ConnectionStatus.DISCONNECTED
+        try:
+            await self.store.close(sid, status)
+            for room_id, access in client.rooms.items():
+                await self._announce(
+                    client,
+                    access,
+                    "room:user-left",
+                    "disconnect",
+                    {"roomId": room_id, "socketId": sid, "reason": status.value},
+                    skip_sid=sid,
+                )
+        except Exception:
+            log.exception("disconnect_bookkeeping_failed", sid=sid)
+
+    async def _on_unknown(self, event: str, sid: str, *args: Any) -> None:
+        client = self.clients.get(sid)
+        if client is None or not await self._admit(client):
+            return
+        await self.send_error(
+            sid, TuizError(ErrorCode.UNKNOWN_EVENT, f"unknown event {event[:100]!r}")
+        )
+
+    # -- client events -------------------------------------------------------------------
+
+    async def _ws_connect(self, client: Client, data: Any) -> None:
+        payload = parse(WsConnect, data)
+        if client.device_id is not None:
+            if payload.device_id != client.device_id:
+                raise TuizError(
+                    ErrorCode.CONFLICT, "this socket is already registered with another deviceId"
+                )
+        else:
+            if _json_size(payload.metadata) > MAX_METADATA_BYTES:
+                raise TuizError(
+                    ErrorCode.PAYLOAD_TOO_LARGE, f"metadata is over {MAX_METADATA_BYTES} bytes"
+                )
+            opened = await self.store.open(
+                NewConnection(
+                    socket_id=client.sid,
+                    device_id=payload.device_id,
+                    user_id=client.caller.user_id,
+                    ip_address=client.ip,
+                    user_agent=client.user_agent,
+                    metadata=payload.metadata,
+                )
+            )
+            client.device_id = payload.device_id
+            client.reconnect_count = opened.reconnect_count
+        await self.sio.emit(
+            "ws:connected",
+            {
+                "socketId": client.sid,
+                "deviceId": client.device_id,
+                "reconnectCount": client.reconnect_count,
+                "serverTime": _server_time(),
+                "authenticated": client.caller.user_id is not None,
+            },
+            to=client.sid,
+        )
+
+    async def _ws_heartbeat(self, client: Client, data: Any) -> None:
+        self._heartbeats.add(client.sid)
+        await self.sio.emit("ws:pong", {"serverTime": _server_time()}, to=client.sid)
+
+    async def _room_join(self, client: Client, data: Any) -> None:
+        payload = parse(RoomJoin, data)
+        assert client.device_id is not None
+        access = await self.rooms.access(payload.room_id, client.device_id)
+        first_time = payload.room_id not in client.rooms
+        if access.player_id is not None:
+            await self.store.join(
+                Participation(
+                    game_id=access.game_id,
+                    socket_id=client.sid,
+                    device_id=client.device_id,
+                    player_id=access.player_id,
+                    role=access.role,
+                    user_id=client.caller.user_id,
+                )
+            )
+        await self.sio.enter_room(client.sid, payload.room_id)
+        client.rooms[payload.room_id] = access
+        clients = len(self.sio.manager.rooms.get("/", {}).get(payload.room_id, {}))
+        await self.sio.emit(
+            "room:joined",
+            {"roomId": payload.room_id, "clients": clients, "role": access.role},
+            to=client.sid,
+        )
+        if first_time:
+            await self._announce(
+                client,
+                access,
+                "room:user-joined",
+                "join",
+                {"roomId": payload.room_id, "socketId": client.sid, "role": access.role},
+                skip_sid=client.sid,
+            )
+
+    async def _room_leave(self, client: Client, data: Any) -> None:
+        payload = parse(RoomLeave, data)
+        access = client.rooms.pop(payload.room_id, None)
+        if access is None:
+            raise TuizError(ErrorCode.NOT_FOUND, f"not in room {payload.room_id}")
+        await self.sio.leave_room(client.sid, payload.room_id)
+        await self.store.leave(client.sid, access.game_id)
+        await self.sio.emit("room:left", {"roomId": payload.room_id}, to=client.sid)
+        await self._announce(
+            client,
+            access,
+            "room:user-left",
+            "leave",
+            {"roomId": payload.room_id, "socketId": client.sid},
+            skip_sid=client.sid,
+        )
+
+    async def _room_message(self, client: Client, data: Any) -> None:
+        payload = parse(RoomMessage, data)
+        access = client.rooms.get(payload.room_id)
+        if access is None:
+            raise TuizError(ErrorCode.FORBIDDEN, f"join room {payload.room_id} before messaging it")
+        if _json_size(payload.message) > self.settings.max_message_bytes:
+            raise TuizError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"message is over {self.settings.max_message_bytes} bytes",
+            )
+        await self._announce(
+            client,
+            access,
+            "room:message",
+            "message",
+            {
+                "roomId": payload.room_id,
+                "from": client.sid,
+                "message": payload.message,
+                "timestamp": _server_time(),
+            },
+        )
+
+    # -- broadcasting --------------------------------------------------------------------
+
+    async def _announce(
+        self,
+        client: Client,
+        access: RoomAccess,
+        event: str,
+        action: str,
+        body: dict[str, Any],
+        *,
+        skip_sid: str | None = None,
+    ) -> None:
+        """Log a room event (when logging is on) and send it to the room with its `seq`."""
+        if self.events is not None:
+            stored = await self.events.append(
+                NewEvent(
+                    game_id=access.game_id,
+                    event_type=event,
+                    action=action,
+                    payload=body,
+                    socket_id=client.sid,
+                    device_id=client.device_id,
+                    player_id=access.player_id,
+                    user_id=client.caller.user_id,
+                )
+            )
+            body = {**body, "seq": stored.seq}
+        await self.sio.emit(event, body, room=str(body["roomId"]), skip_sid=skip_sid)
+
+    # -- timers and shutdown -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._tick_forever(), name="tuiz-realtime-ticks")
+
+    async def _tick_forever(self) -> None:
+        interval = self.settings.heartbeat_flush_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("realtime_tick_failed")
+
+    async def tick(self) -> None:
+        """Write the coalesced heartbeats in one statement; drop sockets silent too long."""
+        if self._heartbeats:
+            batch, self._heartbeats = self._heartbeats, set()
+            await self.store.heartbeat(batch)
+        deadline = time.monotonic() - self.settings.heartbeat_timeout_ms / 1000
+        for client in [c for c in self.clients.values() if c.last_seen < deadline]:
+            client.timed_out = True
+            await self.sio.disconnect(client.sid)
+
+    async def drain(self) -> None:
+        """On SIGTERM: refuse new sockets, record every open one as disconnected, stop timers."""
+        self._draining = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for sid in list(self.clients):
+            with contextlib.suppress(Exception):
+                await self.sio.disconnect(sid)
+            await self._on_disconnect(sid)
+        if self._heartbeats:
+            await self.store.heartbeat(self._heartbeats)
+            self._heartbeats = set()
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(milliseconds=self.settings.heartbeat_timeout_ms)

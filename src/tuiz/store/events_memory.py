@@ -1,0 +1,44 @@
+"""The in-memory game event log (`TUIZ_STORE=memory`): same sequence rules, nothing durable."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from tuiz.store.events import NewEvent, StoredEvent, validate
+
+
+class MemoryEventLog:
+    def __init__(self) -> None:
+        self._events: dict[uuid.UUID, list[StoredEvent]] = defaultdict(list)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def append(self, event: NewEvent) -> StoredEvent:
+        validate(event)
+        log = self._events[event.game_id]
+        stored = StoredEvent(
+            id=uuid.uuid4(),
+            game_id=event.game_id,
+            seq=len(log) + 1,
+            timestamp=datetime.now(UTC),
+            event_type=event.event_type,
+            action=event.action,
+            payload=event.payload,
+            socket_id=event.socket_id,
+            device_id=event.device_id,
+            player_id=event.player_id,
+            user_id=event.user_id,
+        )
+        log.append(stored)
+        return stored
+
+    async def read(
+        self, game_id: uuid.UUID, after_seq: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        return self._events[game_id][after_seq : after_seq + limit]
