@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# node_modules from package-lock.json: socket.io-client for the Node.js client test (and, later,
+# for browsers); reinstalled only when the lock file changes.
+NPM_STAMP := node_modules/.installed
 
 .PHONY: run test lint typecheck squawk pytest bench clean
 
@@ -12,10 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(NPM_STAMP): package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+run: $(STAMP) $(NPM_STAMP)
 	$(BIN)/tuiz serve
 
-test: $(STAMP)
+test: $(STAMP) $(NPM_STAMP)
 	$(MAKE) --no-print-directory lint typecheck squawk pytest
 
 lint: $(STAMP)
