@@ -16,6 +16,7 @@ from tuiz.api import errors as api_errors
 from tuiz.api import ops
 from tuiz.config import Settings
 from tuiz.context import AppContext
+from tuiz.jobs import maintenance
 from tuiz.logs import get_logger
 from tuiz.realtime import jsoncodec
 from tuiz.realtime.server import Realtime
@@ -51,6 +52,10 @@ async def startup(ctx: AppContext) -> None:
             log.info("migrations_applied", versions=[m.version for m in applied])
     ctx.pool = await create_pool(ctx.database_url, max_size=ctx.settings.db_pool_max)
     ctx.tasks.append(asyncio.create_task(ctx.metrics.watch_loop_lag(), name="loop-lag"))
+    for job in maintenance.JOBS.values():
+        ctx.tasks.append(
+            asyncio.create_task(maintenance.run_forever(job, ctx.pool, ctx.settings), name=job.name)
+        )
 
 
 async def start_realtime(ctx: AppContext) -> None:

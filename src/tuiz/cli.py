@@ -55,6 +55,42 @@ def _run_db(url: str | None, action: Callable[[str], Awaitable[T]]) -> T:
         raise typer.Exit(1) from exc
 
 
+jobs_app = typer.Typer(help="Maintenance jobs (for cron).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("run-once")
+def jobs_run_once(
+    job: Annotated[
+        list[str] | None, typer.Option("--job", help="stale-sweep or retention (default: all)")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the maintenance jobs once; a job already running elsewhere is skipped."""
+    from tuiz.jobs import maintenance
+    from tuiz.store.db import create_pool
+
+    names = job or list(maintenance.JOBS)
+    unknown = [n for n in names if n not in maintenance.JOBS]
+    if unknown:
+        typer.secho(f"error: unknown job {unknown[0]!r}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    settings = Settings()
+
+    async def run(dsn: str) -> list[maintenance.JobResult]:
+        pool = await create_pool(dsn, max_size=2)
+        try:
+            return [await maintenance.run_job(maintenance.JOBS[n], pool, settings) for n in names]
+        finally:
+            await pool.close()
+
+    for result in _run_db(database_url, run):
+        detail = " ".join(f"{k}={v}" for k, v in result.affected.items())
+        typer.echo(
+            f"{result.job}: {'ran ' + detail if result.ran else 'skipped (running elsewhere)'}"
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(envvar="TUIZ_HOST")] = None,
