@@ -31,6 +31,7 @@ const config = {
   index: 0, // process index, for device ids
   transports: ["websocket"],
   connectConcurrency: 32, // in-flight connection attempts in this process
+  joinConcurrency: 4, // in-flight room:join in this process
   heartbeatMs: 25000, // ws:heartbeat interval per client (0: none)
   timeoutMs: 30000, // per connect / join attempt
   maxSeconds: 900, // hard stop for this process
@@ -182,7 +183,7 @@ function sleepUntil(t) {
 // Sender i of S sends seqs i, i+S, ... at `rate` per second each, staggered so that the
 // senders together emit at an even S*rate per second.
 async function send(cmd) {
-  const senders = clients.filter((s) => s && s.connected);
+  const senders = clients.filter((s) => s && s.connected).slice(0, cmd.senders || 1);
   const total = cmd.messages;
   const interval = 1000 / cmd.rate;
   const pad = config.pad > 0 ? "x".repeat(config.pad) : undefined;
@@ -242,7 +243,7 @@ async function handle(cmd) {
       return out(summarize("connected", spans));
     }
     case "join": {
-      const spans = await pooled(config.count, config.connectConcurrency, joinOne);
+      const spans = await pooled(config.count, config.joinConcurrency, joinOne);
       return out(summarize("joined", spans));
     }
     case "send":
