@@ -107,6 +107,12 @@ def db_url(databases: DatabaseFactory, template_db: str) -> str:
     return databases.url(databases.create(template=template_db))
 
 
+@pytest.fixture(scope="module")
+def module_db_url(databases: DatabaseFactory, template_db: str) -> str:
+    """A migrated database shared by one test module (for tests that share a server)."""
+    return databases.url(databases.create(template=template_db))
+
+
 @pytest.fixture
 def empty_db_url(databases: DatabaseFactory) -> str:
     """A fresh database with no migrations applied."""

@@ -12,6 +12,7 @@ import socketio
 from fastapi import FastAPI
 
 from tuiz import __version__
+from tuiz.api import connections as api_connections
 from tuiz.api import errors as api_errors
 from tuiz.api import ops
 from tuiz.config import Settings
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Any:
     api.state.ctx = ctx
     api_errors.install(api)
     api.include_router(ops.router)
+    api.include_router(api_connections.router)
 
     sio = socketio.AsyncServer(
         async_mode="asgi",
