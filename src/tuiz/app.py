@@ -15,6 +15,7 @@ from tuiz import __version__
 from tuiz.api import connections as api_connections
 from tuiz.api import errors as api_errors
 from tuiz.api import ops
+from tuiz.cluster.fanout import RedisFanout
 from tuiz.config import Settings
 from tuiz.context import AppContext
 from tuiz.jobs import maintenance
@@ -122,7 +123,9 @@ def create_app(settings: Settings | None = None) -> Any:
     api.include_router(ops.router)
     api.include_router(api_connections.router)
 
+    redis_url = ctx.settings.redis_url
     sio = socketio.AsyncServer(
+        client_manager=RedisFanout(redis_url, metrics=ctx.metrics) if redis_url else None,
         async_mode="asgi",
         cors_allowed_origins=ctx.settings.cors_origin_list,
         logger=False,

@@ -35,6 +35,18 @@ class Metrics:
         self.errors = Counter(
             "tuiz_client_errors_total", "Errors sent to clients", ["code"], registry=r
         )
+        self.redis_up = Gauge(
+            "tuiz_redis_up", "1 while Redis fan-out is subscribed (0: down or not set)", registry=r
+        )
+        self.redis_messages = Counter(
+            "tuiz_redis_messages_total",
+            "Fan-out messages: published, received, or skipped while Redis was down",
+            ["direction"],
+            registry=r,
+        )
+        self.redis_faults = Counter(
+            "tuiz_redis_faults_total", "Failed Redis publishes and lost subscriptions", registry=r
+        )
 
     async def watch_loop_lag(self, interval: float = 0.1) -> None:
         """Sample event-loop lag forever: the gap between when a sleep should end and did."""
