@@ -1,12 +1,14 @@
 """Event-log benchmark: the seed's MAX()+1 function vs ours vs the group-commit writer.
 
-    .venv/bin/python -m bench.eventlog [--database-url URL] [--seconds N]
+    .venv/bin/python -m bench.eventlog [--database-url URL] [--seconds N] [--loop asyncio]
 
 Without a URL it starts an embedded PostgreSQL (pgserver) in a temp dir. Either way it creates a
 fresh database, applies the migrations, measures, prints a table and drops the database. Every
 number is durable: an event counts once its transaction committed (with the server's own
 `synchronous_commit`/`fsync`, printed in the header). Client and server share the machine, so
-Python's CPU use is part of every figure. See bench/README.md for what each row models.
+Python's CPU use is part of every figure; the load average is printed before and after, since
+another busy process on a 2-core machine changes the numbers more than any tuning. It runs on
+uvloop, as `tuiz serve` does. See bench/README.md for what each row models.
 """
 
 from __future__ import annotations
@@ -404,10 +406,20 @@ async def run(server_url: str, seconds: float, migrations_dir: Path | None) -> N
         await admin.close()
 
 
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 async def measure(url: str, seconds: float) -> None:
     print(await server_info(url))
     print(f"{PRODUCERS} producers, {seconds:g} s per scenario, durable (committed) events only")
+    print(f"before: {load()}")
     conn = await connect(url)
+
+    async def settle() -> None:
+        """Each scenario starts after a checkpoint, so one's write debt doesn't land on the next."""
+        await conn.execute("CHECKPOINT")
+
     try:
         await conn.execute(SEED_SCHEMA)
         games = await make_games(conn, 110)
@@ -420,6 +432,7 @@ async def measure(url: str, seconds: float) -> None:
                 ("COPY in tx (reserve, copy, commit)", write_copy),
             ):
                 game = games.pop()
+                await settle()
                 strategies.append(
                     await bench_strategy(
                         url, game, write, batch, seconds / 2, f"{label}, batch {batch}"
@@ -431,10 +444,12 @@ async def measure(url: str, seconds: float) -> None:
             "batch p50/p99",
         )
 
+        await settle()
         seed = await bench_sql_function(
             url, "bench_seed.log_game_event", "bench_seed.game_events", games.pop(), seconds,
             "(a) seed log_game_event (MAX+1), 8 connections, 1 game",
         )  # fmt: skip
+        await settle()
         ours = await bench_sql_function(
             url, "public.log_game_event", "public.game_events", games.pop(), seconds,
             "(b) our log_game_event (counter row), 8 connections, 1 game",
@@ -452,9 +467,11 @@ async def measure(url: str, seconds: float) -> None:
                     (f"100 games, 8 producers, append_many({CHUNK})", bench_writer_chunks, many),
                 ):
                     batches = log.batches_written
+                    await settle()
                     row = await bench(log, conn, targets, seconds, f"(c) EventLog {label}")
                     row.name += f" [{row.events / max(1, log.batches_written - batches):.0f}/b]"
                     writer.append(row)
+                await settle()
                 paced = await bench_paced(
                     log, conn, [games.pop()], seconds,
                     f"(d) EventLog paced {PACED_RATE}/s, 1 game, latency from due",
@@ -464,6 +481,7 @@ async def measure(url: str, seconds: float) -> None:
     finally:
         await conn.close()
 
+    print(f"after: {load()}")
     rows = [seed, ours, *writer, paced]
     print_table("Event log, durable events", rows)
     best = max(writer, key=lambda r: r.rate)
@@ -488,8 +506,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.eventlog", description=__doc__)
     parser.add_argument("--database-url", help="a superuser URL; default: embedded PostgreSQL")
     parser.add_argument("--seconds", type=float, default=5.0, help="per scenario (default 5)")
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (uvloop)"
+    )
     parser.add_argument("--migrations-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     if args.database_url:
         asyncio.run(run(args.database_url, args.seconds, args.migrations_dir))
         return

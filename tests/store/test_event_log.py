@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.factories import make_game
+from tests.factories import make_game, make_player
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.store.db import create_pool
 from tuiz.store.events import PAYLOAD_MAX_BYTES, EventLog, NewEvent, StoredEvent
@@ -204,31 +204,43 @@ async def test_many_games_at_once_each_gapless(conn: asyncpg.Connection, log: Ev
 async def test_bad_events_fail_only_their_callers_and_write_nothing(
     conn: asyncpg.Connection, log: EventLog
 ) -> None:
-    game = await make_game(conn)
+    game, other_game = await make_game(conn), await make_game(conn)
+    player = await make_player(conn, game, "device-a", "Ann")
+    stranger = await make_player(conn, other_game, "device-b", "Bob")
     unknown_game, unknown_player = uuid.uuid4(), uuid.uuid4()
     events = [ev(game, i=i) for i in range(200)]
-    events[50] = ev(unknown_game, i=50)
-    events[120] = NewEvent(game, "test:event", "append", {"i": 120}, player_id=unknown_player)
+    events[10] = NewEvent(game, "test:event", "append", {"i": 10}, player_id=player)
+    bad = {
+        50: ev(unknown_game, i=50),
+        120: NewEvent(game, "test:event", "append", {"i": 120}, player_id=unknown_player),
+        150: NewEvent(game, "test:event", "append", {"i": 150}, player_id=stranger),
+    }
+    for index, event in bad.items():
+        events[index] = event
 
     # Appends queued in one loop turn land in one batch; the batch must be split around them.
     results = await asyncio.gather(*(log.append(e) for e in events), return_exceptions=True)
 
-    for index in (50, 120):
+    for index in bad:
         error = results[index]
         assert isinstance(error, TuizError), error
         assert error.code is ErrorCode.NOT_FOUND
-    good = [r for i, r in enumerate(results) if i not in (50, 120)]
+    good = [r for i, r in enumerate(results) if i not in bad]
     assert all(isinstance(r, StoredEvent) for r in good)
-    assert await stored_seqs(conn, game) == list(range(1, 199))
-    assert [r.seq for r in good if isinstance(r, StoredEvent)] == list(range(1, 199))
-    assert log.events_failed == 2
+    assert [r.seq for r in good if isinstance(r, StoredEvent)] == list(range(1, 198))
+    assert await stored_seqs(conn, game) == list(range(1, 198))
+    assert log.events_failed == len(bad)
     assert not await conn.fetchval(
-        "SELECT count(*) FROM game_events WHERE game_id = $1 OR player_id = $2",
-        unknown_game,
-        unknown_player,
+        "SELECT count(*) FROM game_events WHERE game_id = ANY($1) OR player_id = ANY($2)",
+        [unknown_game, other_game],
+        [unknown_player, stranger],
     )
     assert not await conn.fetchval(
-        "SELECT count(*) FROM game_event_counters WHERE game_id = $1", unknown_game
+        "SELECT count(*) FROM game_event_counters WHERE game_id = ANY($1)",
+        [unknown_game, other_game],
+    )
+    assert await conn.fetchval("SELECT player_id FROM game_events WHERE payload->>'i' = '10'") == (
+        player
     )
 
 
