@@ -345,3 +345,94 @@ async def test_analytics_functions_return_data(conn: asyncpg.Connection) -> None
     assert sum(r["total_connections"] for r in daily) == 4
     assert (stats["game_type"], stats["total_games"], stats["completed_games"]) == ("quiz", 4, 2)
     assert stats["completion_rate"] == 50
+
+
+SUPABASE_LIKE_AUTH = """
+CREATE SCHEMA auth;
+COMMENT ON SCHEMA auth IS 'Supabase auth (pre-existing)';
+CREATE TABLE auth.users (id uuid PRIMARY KEY, email text, instance_id uuid);
+CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE
+  AS $$ SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb $$;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
+  AS $$ SELECT (auth.jwt() ->> 'sub')::uuid $$;
+CREATE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE
+  AS $$ SELECT auth.jwt() ->> 'role' $$;
+"""
+
+
+async def _auth_objects(conn: asyncpg.Connection) -> set[tuple[str, str | None]]:
+    rows = await conn.fetch(
+        """
+        SELECT c.relname AS name, obj_description(c.oid, 'pg_class') AS note FROM pg_class c
+         WHERE c.relnamespace = 'auth'::regnamespace AND c.relkind = 'r'
+        UNION ALL
+        SELECT p.oid::regprocedure::text, obj_description(p.oid, 'pg_proc') FROM pg_proc p
+         WHERE p.pronamespace = 'auth'::regnamespace
+        UNION ALL
+        SELECT 'schema', obj_description('auth'::regnamespace, 'pg_namespace')
+        """
+    )
+    return {(r["name"], r["note"]) for r in rows}
+
+
+async def test_existing_auth_schema_is_left_untouched(empty_db_url: str) -> None:
+    """On a Supabase-like database the shim adds nothing to auth, and down removes nothing."""
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await conn.execute(SUPABASE_LIKE_AUTH)
+        before = await _auth_objects(conn)
+        await migrations.upgrade(empty_db_url)
+        assert await _auth_objects(conn) == before
+        await migrations.downgrade(empty_db_url, to="0")
+        assert await _auth_objects(conn) == before
+    finally:
+        await conn.close()
+
+
+async def test_supabase_default_privileges_are_overridden(empty_db_url: str) -> None:
+    """Supabase grants anon/authenticated ALL on new tables and functions; the files revoke it."""
+    shim, *rest = migrations.discover()
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(shim.path.read_text())
+        await conn.execute(
+            """
+            ALTER DEFAULT PRIVILEGES IN SCHEMA public
+              GRANT ALL ON TABLES TO anon, authenticated, service_role;
+            ALTER DEFAULT PRIVILEGES IN SCHEMA public
+              GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+            """
+        )
+        for migration in rest:
+            async with conn.transaction():
+                await conn.execute(migration.path.read_text())
+        for role in ("anon", "authenticated"):
+            for function in (
+                "public.log_game_event(uuid,varchar,varchar,varchar,varchar,uuid,uuid,jsonb)",
+                "public.mark_stale_connections(integer)",
+                "public.update_device_session(varchar,uuid,varchar,jsonb)",
+            ):
+                assert not await conn.fetchval(
+                    "SELECT has_function_privilege($1, $2, 'EXECUTE')", role, function
+                ), (role, function)
+            for table, privilege in (
+                ("game_events", "INSERT"),
+                ("game_events", "DELETE"),
+                ("game_player_data", "UPDATE"),
+                ("room_participants", "DELETE"),
+                ("game_event_counters", "SELECT"),
+            ):
+                assert not await conn.fetchval(
+                    "SELECT has_table_privilege($1, $2, $3)", role, f"public.{table}", privilege
+                ), (role, table, privilege)
+    finally:
+        await conn.execute(
+            """
+            ALTER DEFAULT PRIVILEGES IN SCHEMA public
+              REVOKE ALL ON TABLES FROM anon, authenticated, service_role;
+            ALTER DEFAULT PRIVILEGES IN SCHEMA public
+              REVOKE ALL ON FUNCTIONS FROM anon, authenticated, service_role;
+            """
+        )
+        await conn.close()
