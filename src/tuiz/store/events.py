@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 import orjson
@@ -38,6 +38,7 @@ TEXT_MAX = 255
 PAYLOAD_MAX_BYTES = 256 * 1024
 READ_LIMIT_MAX = 10_000
 
+_T = TypeVar("_T")
 ConnectionLike: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 # The database's rule (public.is_valid_device_id); failing here saves a round trip and a split.
 _DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")
@@ -246,6 +247,12 @@ class _Page:
         self.payloads.append(payload_json)
 
 
+def _or_null(column: list[_T | None]) -> list[_T | None] | None:
+    """NULL instead of an all-NULL array: multi-argument unnest pads it with NULLs, and neither
+    side spends time encoding or decoding a column nobody set."""
+    return None if column.count(None) == len(column) else column
+
+
 async def _execute(
     conn: ConnectionLike, page: _Page
 ) -> tuple[list[uuid.UUID], list[int], dict[uuid.UUID, int], datetime]:
@@ -260,10 +267,10 @@ async def _execute(
         backs,
         page.event_types,
         page.actions,
-        page.sockets,
-        page.devices,
-        page.players,
-        page.users,
+        _or_null(page.sockets),
+        _or_null(page.devices),
+        _or_null(page.players),
+        _or_null(page.users),
         page.payloads,
         list(counts),
         list(counts.values()),
