@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
 from tuiz.store import migrations
 from tuiz.store.db import connect, create_pool
@@ -86,6 +87,57 @@ SELECT {fn}(p_game_id => $1, p_event_type => $2, p_action => $3, p_socket_id => 
 """
 
 
+class CpuMeter:
+    """CPU seconds used by this process and by the PostgreSQL server (postmaster + children).
+
+    CPU per event does not depend on what else the machine runs, unlike events/s: it says what a
+    quiet machine could do (cores / CPU per event) when the wall-clock numbers are squeezed.
+    """
+
+    def __init__(self) -> None:
+        self.server: psutil.Process | None = None
+
+    async def attach(self, conn: asyncpg.Connection) -> None:
+        """Find the server's postmaster when it runs on this machine and we may read its pid."""
+        try:
+            data_dir = await conn.fetchval("SHOW data_directory")
+        except asyncpg.PostgresError:
+            return
+        self.server = self._postmaster(Path(data_dir))
+
+    @staticmethod
+    def _postmaster(data_dir: Path) -> psutil.Process | None:
+        try:
+            return psutil.Process(int((data_dir / "postmaster.pid").read_text().split()[0]))
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return None
+
+    def read(self) -> dict[int, float]:
+        """{pid: cpu seconds}; pid 0 is this process."""
+        own = psutil.Process().cpu_times()
+        out = {0: own.user + own.system}
+        if self.server is not None:
+            for proc in [self.server, *self.server.children()]:
+                try:
+                    t = proc.cpu_times()
+                except psutil.Error:
+                    continue
+                out[proc.pid] = t.user + t.system
+        return out
+
+    def since(self, before: dict[int, float]) -> tuple[float, float | None]:
+        """(client, server) CPU seconds since `before`; new server processes count in full."""
+        now = self.read()
+        client = now[0] - before[0]
+        if self.server is None:
+            return client, None
+        server = sum(v - before.get(pid, 0.0) for pid, v in now.items() if pid != 0)
+        return client, server
+
+
+METER = CpuMeter()
+
+
 @dataclass
 class Row:
     name: str
@@ -94,6 +146,14 @@ class Row:
     latencies: list[float]
     duplicates: int | None = None
     gaps: int | None = None
+    cpu: tuple[float, float | None] = (0.0, None)
+
+    def cpu_per_event(self) -> str:
+        if not self.events:
+            return "-"
+        client, server = self.cpu
+        py = f"{client / self.events * 1e6:.1f}"
+        return f"{py}/{'-' if server is None else f'{server / self.events * 1e6:.1f}'}"
 
     @property
     def rate(self) -> float:
@@ -150,11 +210,14 @@ async def sequence_check(conn: asyncpg.Connection, table: str, games: list[uuid.
     return Row("", 0, 0, [], int(stats["dup"]), int(stats["gap"]))
 
 
-async def run_all(workers: list[Callable[[], Awaitable[int]]]) -> tuple[int, float]:
-    """Run the workers together; total events and wall time."""
+async def run_all(
+    workers: list[Callable[[], Awaitable[int]]],
+) -> tuple[int, float, tuple[float, float | None]]:
+    """Run the workers together; total events, wall time and CPU (client, server)."""
+    cpu = METER.read()
     started = time.perf_counter()
     counts = await asyncio.gather(*(w() for w in workers))
-    return sum(counts), time.perf_counter() - started
+    return sum(counts), time.perf_counter() - started, METER.since(cpu)
 
 
 async def bench_sql_function(
@@ -183,12 +246,12 @@ async def bench_sql_function(
         return run
 
     try:
-        total, elapsed = await run_all([worker(k, c) for k, c in enumerate(conns)])
+        total, elapsed, cpu = await run_all([worker(k, c) for k, c in enumerate(conns)])
         check = await sequence_check(conns[0], table, [game])
     finally:
         for c in conns:
             await c.close()
-    return Row(name, total, elapsed, latencies, check.duplicates, check.gaps)
+    return Row(name, total, elapsed, latencies, check.duplicates, check.gaps, cpu)
 
 
 async def bench_writer_sockets(
@@ -215,9 +278,9 @@ async def bench_writer_sockets(
 
         return run
 
-    total, elapsed = await run_all([worker(k) for k in range(sockets)])
+    total, elapsed, cpu = await run_all([worker(k) for k in range(sockets)])
     check = await sequence_check(conn, "public.game_events", games)
-    return Row(name, total, elapsed, latencies, check.duplicates, check.gaps)
+    return Row(name, total, elapsed, latencies, check.duplicates, check.gaps, cpu)
 
 
 async def bench_writer_chunks(
@@ -242,9 +305,9 @@ async def bench_writer_chunks(
 
         return run
 
-    total, elapsed = await run_all([worker(k) for k in range(PRODUCERS)])
+    total, elapsed, cpu = await run_all([worker(k) for k in range(PRODUCERS)])
     check = await sequence_check(conn, "public.game_events", games)
-    return Row(name, total, elapsed, latencies, check.duplicates, check.gaps)
+    return Row(name, total, elapsed, latencies, check.duplicates, check.gaps, cpu)
 
 
 async def bench_paced(
@@ -275,12 +338,14 @@ async def bench_paced(
             due += interval
         return total // PRODUCERS
 
+    cpu = METER.read()
     started = time.perf_counter()
     count = sum(await asyncio.gather(*(producer(k) for k in range(PRODUCERS))))
     await asyncio.gather(*pending)
     elapsed = time.perf_counter() - started
+    used = METER.since(cpu)
     check = await sequence_check(conn, "public.game_events", games)
-    return Row(name, count, elapsed, latencies, check.duplicates, check.gaps)
+    return Row(name, count, elapsed, latencies, check.duplicates, check.gaps, used)
 
 
 # -- batch strategies: the same durable batch written three ways on one connection ----------
@@ -343,6 +408,7 @@ async def bench_strategy(
     latencies: list[float] = []
     total = 0
     deadline = time.perf_counter() + seconds
+    cpu = METER.read()
     started = time.perf_counter()
     try:
         while total < MAX_EVENTS and time.perf_counter() < deadline:
@@ -352,10 +418,11 @@ async def bench_strategy(
             latencies.append(time.perf_counter() - t0)
             total += batch
         elapsed = time.perf_counter() - started
+        used = METER.since(cpu)
         check = await sequence_check(conn, "public.game_events", [game])
     finally:
         await conn.close()
-    return Row(name, total, elapsed, latencies, check.duplicates, check.gaps)
+    return Row(name, total, elapsed, latencies, check.duplicates, check.gaps, used)
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -369,7 +436,7 @@ def print_table(title: str, rows: list[Row], latency_label: str = "p50/p99 ms") 
     print(f"\n{title}")
     head = (
         f"{'scenario':<58} {'events':>9} {'events/s':>9} {latency_label:>15} {'dup %':>6} "
-        f"{'gaps':>5}"
+        f"{'gaps':>5} {'cpu us/ev py/pg':>16}"
     )
     print(head)
     print("-" * len(head))
@@ -378,7 +445,7 @@ def print_table(title: str, rows: list[Row], latency_label: str = "p50/p99 ms") 
         lat = f"{_fmt(r.pct(0.5), '.2f')}/{_fmt(r.pct(0.99), '.2f')}"
         print(
             f"{r.name:<58} {r.events:>9} {r.rate:>9.0f} {lat:>15} {_fmt(dup, '.1f'):>6} "
-            f"{_fmt(r.gaps, 'd'):>5}"
+            f"{_fmt(r.gaps, 'd'):>5} {r.cpu_per_event():>16}"
         )
 
 
@@ -415,6 +482,7 @@ async def measure(url: str, seconds: float) -> None:
     print(f"{PRODUCERS} producers, {seconds:g} s per scenario, durable (committed) events only")
     print(f"before: {load()}")
     conn = await connect(url)
+    await METER.attach(conn)
 
     async def settle() -> None:
         """Each scenario starts after a checkpoint, so one's write debt doesn't land on the next."""
@@ -490,6 +558,14 @@ async def measure(url: str, seconds: float) -> None:
         f"vs our SQL function: {writer[0].rate / ours.rate:.1f}x; "
         f"best writer row: {best.rate:.0f}/s"
     )
+    for r in writer:
+        client, server = r.cpu
+        if server is not None and r.events:
+            per_event = (client + server) / r.events
+            print(
+                f"{r.name}: {per_event * 1e6:.1f} us CPU per event (client + server) -> at most "
+                f"{(os.cpu_count() or 1) / per_event:.0f}/s on {os.cpu_count()} idle cores"
+            )
     seed_dup = 100 * (seed.duplicates or 0) / max(1, seed.events)
     print(f"seed function duplicate sequence numbers: {seed_dup:.1f} % of rows")
     worst_dup = max((r.duplicates or 0) for r in [ours, *writer, paced])
