@@ -134,4 +134,16 @@ def create_app(settings: Settings | None = None) -> Any:
         max_http_buffer_size=ctx.settings.max_http_buffer_bytes,
     )
     ctx.sio = sio
-    return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
+    app = socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
+    app.tuiz_ctx = ctx  # the CLI's server drains sockets through it before closing connections
+    return app
+
+
+async def drain_before_shutdown(ctx: AppContext) -> None:
+    """First step of SIGTERM, while connections are still open: say goodbye to every socket.
+
+    Long-polling clients then get their close packet at once instead of holding the server
+    until the graceful-shutdown timeout.
+    """
+    if ctx.realtime is not None:
+        await ctx.realtime.drain()

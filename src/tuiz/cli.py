@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, TypeVar
@@ -101,7 +102,7 @@ def serve(
     """Run the server (HTTP, Socket.IO, jobs); applies pending migrations first."""
     import uvicorn
 
-    from tuiz.app import create_app
+    from tuiz.app import create_app, drain_before_shutdown
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -114,8 +115,20 @@ def serve(
     configure_logs(settings.log_level, settings.log_format)
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     typer.echo(f"tuiz serving on http://{shown_host}:{settings.port}  (API docs: /docs)")
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn that drains Socket.IO clients before it waits for connections to close."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            try:
+                await drain_before_shutdown(app.tuiz_ctx)
+            except Exception as exc:  # never block the exit on the drain
+                typer.echo(f"drain failed: {exc!r}", err=True)
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -125,6 +138,7 @@ def serve(
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
+    DrainingServer(config).run()
 
 
 @db_app.command("upgrade")

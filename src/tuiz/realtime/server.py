@@ -416,15 +416,24 @@ class Realtime:
             await self.sio.disconnect(client.sid)
 
     async def drain(self) -> None:
-        """On SIGTERM: refuse new sockets, record every open one as disconnected, stop timers."""
+        """On SIGTERM: refuse new sockets, close every transport, record them as disconnected.
+
+        Closing at the Engine.IO level (not a Socket.IO "server disconnect") lets clients
+        reconnect by themselves to the next instance, and wakes pending long-polls at once.
+        """
+        if not self._draining:
+            log.info("draining", sockets=len(self.clients))
         self._draining = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for sid in list(self.clients):
+            self._task = None
+        if self.sio.eio.sockets:
             with contextlib.suppress(Exception):
-                await self.sio.disconnect(sid)
+                async with asyncio.timeout(5):
+                    await self.sio.eio.disconnect()
+        for sid in list(self.clients):  # whatever the transports did not report
             await self._on_disconnect(sid)
         if self._heartbeats:
             await self.store.heartbeat(self._heartbeats)
