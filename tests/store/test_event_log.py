@@ -73,6 +73,11 @@ async def test_eight_tasks_one_game_are_numbered_1_to_8000(
         "SELECT last_seq FROM game_event_counters WHERE game_id = $1", game
     )
     assert counter == 8000
+    assert log.events_written == 8000
+    assert log.events_failed == 0
+    assert 0 < log.batches_written <= 8000
+    assert log.last_batch_size >= 1
+    assert log.last_batch_latency > 0
 
 
 # A second OS process: its own pool and EventLog, started on "go" so all writers overlap.
