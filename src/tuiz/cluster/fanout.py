@@ -67,10 +67,11 @@ class RedisFanout(socketio.AsyncRedisManager):  # type: ignore[misc]
         reconnect_max: float = 2.0,
         probe_interval: float = 5.0,
     ) -> None:
-        # No retries inside redis-py: a failure must surface at once so we can stop publishing;
-        # the listener below is the only thing that retries.
+        # One immediate reconnect inside redis-py, for a pooled connection that died with an
+        # old Redis; no backoff, so a real outage surfaces at once and we stop publishing.
+        # The listener below owns every other retry.
         options = {
-            "retry": Retry(NoBackoff(), 0),
+            "retry": Retry(NoBackoff(), 1),
             "socket_connect_timeout": connect_timeout,
         }
         super().__init__(url, channel=channel, redis_options=options)
@@ -139,6 +140,8 @@ class RedisFanout(socketio.AsyncRedisManager):  # type: ignore[misc]
                 raise
             except Exception as exc:
                 self._fault(exc, "subscribe")
+                with contextlib.suppress(Exception):  # drop pooled connections to the old Redis
+                    await self.redis.connection_pool.disconnect()
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
