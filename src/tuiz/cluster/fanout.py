@@ -2,8 +2,8 @@
 
 python-socketio's `AsyncRedisManager` already delivers an emit to this process's clients and
 then publishes it for the others. Three things it does are wrong for a live quiz: a publish to
-an unresponsive Redis blocks the emitting handler for ~10 s (two attempts, five-second
-handshake timeouts) and logs twice per message; its listener backs off up to 60 s, so fan-out
+an unresponsive Redis blocks the emitting handler (10 s per emit, measured against a stopped
+`redis-server`) and logs twice per message; its listener backs off up to 60 s, so fan-out
 resumes up to a minute after Redis does; and every emit to a single socket on this process is
 published too. This subclass keeps the library's message format and handlers and replaces
 only `_publish`, `_listen` and the single-socket case of `emit`.
@@ -139,7 +139,7 @@ class RedisFanout(socketio.AsyncRedisManager):  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._fault(exc, "subscribe")
+                self._fault(exc, "listen")
                 with contextlib.suppress(Exception):  # drop pooled connections to the old Redis
                     await self.redis.connection_pool.disconnect()
             finally:
