@@ -1,0 +1,324 @@
+"""The engine's vocabulary: quiz content, settings, commands, events and errors.
+
+Everything here is plain data (frozen dataclasses) and serialises to JSON objects with
+`to_dict` / `event_from_dict`, because events are what the event log stores and replays.
+Times are integer milliseconds since the Unix epoch, as the server clock gives them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from tuiz.errors import ErrorCode, TuizError
+
+
+class QuestionType(StrEnum):
+    MULTIPLE_CHOICE = "multiple_choice"
+    TRUE_FALSE = "true_false"
+    MULTI_SELECT = "multi_select"
+    TYPE_ANSWER = "type_answer"
+    POLL = "poll"
+
+
+class Phase(StrEnum):
+    """TUIZ client phase names, in the order a question goes through them."""
+
+    WAITING = "waiting"  # lobby
+    QUESTION = "question"  # question shown, answers not yet open
+    ANSWERING = "answering"
+    ANSWER_REVEAL = "answer_reveal"
+    EXPLANATION = "explanation"
+    LEADERBOARD = "leaderboard"
+    PODIUM = "podium"  # after the last question: the game is finished
+    ENDED = "ended"  # ended by the host before the last question
+
+
+class GameStatus(StrEnum):
+    WAITING = "waiting"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    id: str
+    text: str
+    is_correct: bool = False
+    image_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    title: str | None = None
+    text: str | None = None
+    image_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    id: str
+    type: QuestionType
+    text: str
+    points: int = 1000
+    show_question_time: int = 10  # seconds
+    answering_time: int = 30  # seconds
+    show_explanation_time: int = 5  # seconds
+    choices: tuple[Choice, ...] = ()
+    accepted_answers: tuple[str, ...] = ()  # type_answer
+    explanation: Explanation | None = None
+    image_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quiz:
+    id: str
+    title: str
+    questions: tuple[Question, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GameSettings:
+    max_players: int = 400
+    auto_advance: bool = True
+    late_join: bool = True  # join between questions once the game started
+    streak_bonus: bool = False
+    show_explanation: bool = True
+    time_bonus: bool = True  # False: a correct answer earns full points whatever its time
+    reveal_time: int = 5  # seconds the answer reveal stays up when auto-advancing
+    leaderboard_time: int = 5  # seconds
+    leaderboard_size: int = 10  # top N sent to everyone
+    nickname_max: int = 20
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Something a host, player or timer asks of the game. `actor` is a player id or None
+    for the system (timers); host commands check the actor is the host."""
+
+    actor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Join(Command):
+    player_id: str
+    device_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetConnected(Command):
+    player_id: str
+    connected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Start(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Next(Command):
+    """Advance to the next phase now (host), e.g. from the leaderboard to the next question."""
+
+
+@dataclass(frozen=True, slots=True)
+class Skip(Command):
+    """End the current question's answering now and reveal."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pause(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Resume(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Lock(Command):
+    locked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Kick(Command):
+    player_id: str
+    ban: bool = False  # also refuse the device from joining again
+
+
+@dataclass(frozen=True, slots=True)
+class End(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitAnswer(Command):
+    question_id: str
+    answer_id: str  # client-generated; the same id again is an idempotent retry
+    choice_ids: tuple[str, ...] = ()  # multiple_choice / true_false / poll: one; multi_select
+    text: str | None = None  # type_answer
+
+
+@dataclass(frozen=True, slots=True)
+class Tick(Command):
+    """The runtime's timer fired: advance any phase whose deadline has passed."""
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A fact the game decided. `type` is the wire/event-log name."""
+
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerJoined(Event):
+    type: ClassVar[str] = "game:player-joined"
+    player_id: str
+    device_id: str
+    name: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerConnection(Event):
+    type: ClassVar[str] = "game:player-connection"
+    player_id: str
+    connected: bool
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerKicked(Event):
+    type: ClassVar[str] = "game:player-kicked"
+    player_id: str
+    device_id: str
+    banned: bool
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLocked(Event):
+    type: ClassVar[str] = "game:room-locked"
+    locked: bool
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class GameStarted(Event):
+    type: ClassVar[str] = "game:started"
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseChanged(Event):
+    """Every phase change; `ends_at` is the deadline (None: waits for the host)."""
+
+    type: ClassVar[str] = "game:phase:change"
+    phase: Phase
+    question_index: int
+    question_id: str | None
+    at: int
+    ends_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerAccepted(Event):
+    type: ClassVar[str] = "game:answer:accepted"
+    player_id: str
+    question_id: str
+    answer_id: str
+    choice_ids: tuple[str, ...]
+    text: str | None
+    elapsed_ms: int
+    correct: bool | None  # None for a poll
+    points: int
+    streak: int
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class GamePaused(Event):
+    type: ClassVar[str] = "game:pause"
+    at: int
+    remaining_ms: int | None  # what was left of the current phase
+
+
+@dataclass(frozen=True, slots=True)
+class GameResumed(Event):
+    type: ClassVar[str] = "game:resume"
+    at: int
+    ends_at: int | None  # the current phase's new deadline
+
+
+@dataclass(frozen=True, slots=True)
+class GameEnded(Event):
+    type: ClassVar[str] = "game:end"
+    at: int
+    completed: bool  # True after the last question, False when the host ended early
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        PlayerJoined,
+        PlayerConnection,
+        PlayerKicked,
+        RoomLocked,
+        GameStarted,
+        PhaseChanged,
+        AnswerAccepted,
+        GamePaused,
+        GameResumed,
+        GameEnded,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The inverse of `Event.to_dict` (tuples come back from JSON lists)."""
+    cls = EVENT_TYPES[data["type"]]
+    kwargs = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+    if "choice_ids" in kwargs:
+        kwargs["choice_ids"] = tuple(kwargs["choice_ids"])
+    if "phase" in kwargs:
+        kwargs["phase"] = Phase(kwargs["phase"])
+    return cls(**kwargs)
+
+
+class GameError(TuizError):
+    """A command the rules refuse; the game's state is unchanged."""
+
+
+def refuse(code: ErrorCode, message: str, **details: Any) -> GameError:
+    return GameError(code, message, **details)
+
+
+@dataclass(slots=True)
+class PlayerState:
+    """A seat. Mutable: owned by the engine's `Game`."""
+
+    id: str
+    device_id: str
+    name: str
+    joined_at: int
+    connected: bool = True
+    kicked: bool = False
+    score: int = 0
+    streak: int = 0
+    correct_count: int = 0
+    answers: dict[str, AnswerAccepted] = field(default_factory=dict)  # by question id
