@@ -31,6 +31,7 @@ from tuiz.store.embedded import EmbeddedPostgres, ensure_database
 from tuiz.store.events import EventLog
 from tuiz.store.events_memory import MemoryEventLog
 from tuiz.store.rooms import OpenRoomDirectory, PgRoomDirectory, RoomDirectory
+from tuiz.web import pages
 
 log = get_logger(__name__)
 
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Any:
     api_errors.install(api)
     api.include_router(ops.router)
     api.include_router(api_connections.router)
+    pages.install(api)  # /, /host, /play, /admin, /assets/, /vendor/
 
     redis_url = ctx.settings.redis_url
     sio = socketio.AsyncServer(
@@ -131,6 +133,9 @@ def create_app(settings: Settings | None = None) -> Any:
         logger=False,
         engineio_logger=False,
         json=jsoncodec,
+        # One socket's events are handled in order (the TUIZ client sends room:join right
+        # after ws:connect); other sockets are not held up by it.
+        async_handlers=False,
         max_http_buffer_size=ctx.settings.max_http_buffer_bytes,
     )
     ctx.sio = sio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import uuid
 from dataclasses import dataclass
@@ -64,3 +65,22 @@ def bearer(header: str | None) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _seat_mac(secret: str, *parts: str) -> str:
+    digest = hmac.new(secret.encode(), ":".join(parts).encode(), "sha256").digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def seat_token(secret: str, game_id: str, player_id: str, device_id: str) -> str:
+    """A player's resume token: proves the seat without an account (device id + this)."""
+    return _seat_mac(secret, "seat", game_id, player_id, device_id)
+
+
+def host_token(secret: str, game_id: str, host_player_id: str) -> str:
+    """The credential that makes a socket or a request the game's host."""
+    return _seat_mac(secret, "host", game_id, host_player_id)
+
+
+def same_token(expected: str, given: object) -> bool:
+    return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())

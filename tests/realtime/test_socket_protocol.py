@@ -298,3 +298,25 @@ async def test_flood_is_rate_limited_then_disconnected(
         return bool(status == "disconnected")
 
     assert await eventually(flooder_closed)
+
+
+async def test_tuiz_client_quirks(
+    server: ServerProcess, clients: list[Recorder], db: asyncpg.Connection
+) -> None:
+    """client:hello is ignored; room:join right after ws:connect works; `gameId` is accepted;
+    re-joining the same room on one socket changes nothing."""
+    game, _ = await _game_with_players(db, "dev-q")
+    client = await _client(server, clients)
+    await client.emit("client:hello", {"version": "x"})
+    await client.emit("ws:connect", {"deviceId": "dev-q"})
+    await client.emit("room:join", {"gameId": str(game)})  # not waiting for ws:connected
+    await client.expect("ws:connected")
+    assert (await client.expect("room:joined"))["clients"] == 1
+    await client.emit("room:join", {"roomId": str(game)})
+    assert (await client.expect("room:joined"))["clients"] == 1
+    await client.emit("ws:heartbeat")
+    await client.expect("ws:pong")
+    assert client.pending("ws:error") == 0
+    rows = await db.fetch("SELECT status::text FROM room_participants WHERE game_id = $1", game)
+    assert [r[0] for r in rows] == ["active"]
+    assert await db.fetchval("SELECT count(*) FROM game_events WHERE game_id = $1", game) == 1

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -52,7 +53,9 @@ class WsConnect(Payload):
 
 
 class RoomJoin(Payload):
-    room_id: RoomId = Field(alias="roomId")
+    """`roomId`; older TUIZ clients sent `gameId`, accepted as the same thing."""
+
+    room_id: RoomId = Field(validation_alias=AliasChoices("roomId", "gameId"))
 
 
 class RoomLeave(Payload):

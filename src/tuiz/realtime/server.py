@@ -140,6 +140,8 @@ class Realtime:
         self.on("room:join", self._room_join)
         self.on("room:leave", self._room_leave)
         self.on("room:message", self._room_message)
+        # The TUIZ client announces itself before registering; the reference ignores it.
+        self.on("client:hello", self._ignore, registered=False)
 
     def on(self, event: str, handler: Handler, *, registered: bool = True) -> None:
         """Add a client event handler behind the shared guard: rate limit, registration, errors."""
@@ -215,7 +217,17 @@ class Realtime:
         self.metrics.connections.inc()
         self.metrics.connects.inc()
 
+    def _wake_long_poll(self, sid: str) -> None:
+        """python-engineio leaves a closed polling socket's pending GET hanging until its ping
+        timeout (~45 s); wake it so the request ends now, as the Node server does."""
+        with contextlib.suppress(Exception):
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+            socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+            if socket is not None and not socket.upgraded:
+                socket.queue.put_nowait(None)
+
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._wake_long_poll(sid)
         client = self.clients.pop(sid, None)
         if client is None:
             return
@@ -284,6 +296,9 @@ class Realtime:
             to=client.sid,
         )
 
+    async def _ignore(self, client: Client, data: Any) -> None:
+        return None
+
     async def _ws_heartbeat(self, client: Client, data: Any) -> None:
         self._heartbeats.add(client.sid)
         await self.sio.emit("ws:pong", {"serverTime": _server_time()}, to=client.sid)
@@ -291,8 +306,16 @@ class Realtime:
     async def _room_join(self, client: Client, data: Any) -> None:
         payload = parse(RoomJoin, data)
         assert client.device_id is not None
+        known = client.rooms.get(payload.room_id)
+        if known is not None:  # the TUIZ client re-joins on every re-render: nothing changes
+            await self._send_joined(client, payload.room_id, known)
+            return
         access = await self.rooms.access(payload.room_id, client.device_id)
-        first_time = payload.room_id not in client.rooms
+        await self.join_room(client, payload.room_id, access)
+
+    async def join_room(self, client: Client, room_id: str, access: RoomAccess) -> None:
+        """Put a registered socket in a game's room: participant row, room, announcement."""
+        assert client.device_id is not None
         if access.player_id is not None:
             await self.store.join(
                 Participation(
@@ -304,23 +327,25 @@ class Realtime:
                     user_id=client.caller.user_id,
                 )
             )
-        await self.sio.enter_room(client.sid, payload.room_id)
-        client.rooms[payload.room_id] = access
-        clients = len(self.sio.manager.rooms.get("/", {}).get(payload.room_id, {}))
+        await self.sio.enter_room(client.sid, room_id)
+        client.rooms[room_id] = access
+        await self._send_joined(client, room_id, access)
+        await self._announce(
+            client,
+            access,
+            "room:user-joined",
+            "join",
+            {"roomId": room_id, "socketId": client.sid, "role": access.role},
+            skip_sid=client.sid,
+        )
+
+    async def _send_joined(self, client: Client, room_id: str, access: RoomAccess) -> None:
+        clients = len(self.sio.manager.rooms.get("/", {}).get(room_id, {}))
         await self.sio.emit(
             "room:joined",
-            {"roomId": payload.room_id, "clients": clients, "role": access.role},
+            {"roomId": room_id, "clients": clients, "role": access.role},
             to=client.sid,
         )
-        if first_time:
-            await self._announce(
-                client,
-                access,
-                "room:user-joined",
-                "join",
-                {"roomId": payload.room_id, "socketId": client.sid, "role": access.role},
-                skip_sid=client.sid,
-            )
 
     async def _room_leave(self, client: Client, data: Any) -> None:
         payload = parse(RoomLeave, data)
