@@ -36,7 +36,8 @@ async def _connection(
         """
         INSERT INTO websocket_connections (socket_id, device_id, status, last_heartbeat,
                                            connected_at)
-        VALUES ($1, $2, $3::connection_status, now() - $4::text::interval, now() - $4::text::interval)
+        VALUES ($1, $2, $3::connection_status, now() - $4::text::interval,
+                now() - $4::text::interval)
         """,
         socket_id,
         device_id,
