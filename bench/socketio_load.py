@@ -352,21 +352,16 @@ async def create_game(database_url: str) -> str:
 
     sys.path.insert(0, str(ROOT))
     try:
-        from tests.factories import make_game  # type: ignore[import-not-found,unused-ignore]
+        from tests.factories import make_game
     except ImportError as exc:
         raise RuntimeError(
             "tests/factories.py::make_game is not there yet; pass --room-id of an existing game"
         ) from exc
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(database_url)  # a superuser, as the factories expect
     try:
-        game = await make_game(conn)
+        return str(await make_game(conn))
     finally:
         await conn.close()
-    if isinstance(game, str):
-        return game
-    with contextlib.suppress(KeyError, TypeError):
-        return str(game["id"])
-    return str(getattr(game, "id", game))
 
 
 async def start_clients(
@@ -563,7 +558,14 @@ async def scenario(
     room_id: str,
     workdir: Path,
     pg_pids: Callable[[], list[int]],
-) -> dict[str, Any]:
+    result: dict[str, Any],
+) -> None:
+    """Run the phases, filling `result` as they complete (a failure keeps what was measured)."""
+
+    def phase(name: str) -> None:
+        result["phase"] = name
+        print(f"   {time.strftime('%H:%M:%S')} {name}", flush=True)
+
     url = f"http://127.0.0.1:{server.port}"
     receivers, sender = await start_clients(opts, url, room_id, workdir)
     everyone = [*receivers, sender]
@@ -573,15 +575,17 @@ async def scenario(
     }
     if pg_pids():
         groups["postgres"] = pg_pids
-    result: dict[str, Any] = {"room_id": room_id, "server_pid": server.pid}
+    result.update(room_id=room_id, server_pid=server.pid)
     t = opts.phase_timeout
     try:
+        phase("sender connect + join")
         await sender.request({"cmd": "connect"}, "connected", t)
         joined = await sender.request({"cmd": "join"}, "joined", t)
         if joined["ok"] < 1:
             raise RuntimeError(f"the sender could not join: {joined['counters']}")
         rss_base = await settle_rss(server, opts.idle_seconds)
 
+        phase("connect ramp")
         usage = Usage(groups)
         replies = await asyncio.gather(
             *(r.request({"cmd": "connect"}, "connected", t) for r in receivers)
@@ -589,6 +593,7 @@ async def scenario(
         result["connect"] = {**spans(list(replies)), **usage.percent()}
         rss_connected = await settle_rss(server, opts.idle_seconds)
 
+        phase("join + user-joined fan-out")
         usage = Usage(groups)
         began = time.time() * 1000
         replies = await asyncio.gather(
@@ -620,10 +625,12 @@ async def scenario(
         if pg_pids():
             result["memory"]["postgres_rss_kb"] = rss_kb(pg_pids())
 
+        phase("latency broadcasts")
         result["latency"] = await broadcast_phase(
             "latency", opts.messages, opts.rate, 1, receivers, sender, groups, opts
         )
         if opts.burst_messages > 0:
+            phase("burst broadcasts")
             result["burst"] = await broadcast_phase(
                 "burst",
                 opts.burst_messages,
@@ -636,17 +643,17 @@ async def scenario(
             )
         result["client_errors"] = [e for p in everyone for e in p.errors][:10]
         result["client_rss_kb"] = rss_kb(p.pid for p in everyone)
+        result["phase"] = "done"
     finally:
         await server.stop()
         await asyncio.gather(*(p.stop() for p in everyone))
-    return result
 
 
-async def run_target(name: str, opts: Options, workdir: Path) -> dict[str, Any]:
+async def run_target(name: str, opts: Options, workdir: Path, result: dict[str, Any]) -> None:
     started = time.monotonic()
     if name == "node":
         server = await start_node(opts, workdir)
-        result = await scenario(opts, server, opts.room_id or "bench-room", workdir, list)
+        await scenario(opts, server, opts.room_id or "bench-room", workdir, list, result)
     elif name == "tuiz":
         async with tuiz_database(opts, workdir) as (database_url, pg_dir):
             server = await start_tuiz(opts, workdir, database_url)
@@ -655,12 +662,12 @@ async def run_target(name: str, opts: Options, workdir: Path) -> dict[str, Any]:
             except BaseException:
                 await server.stop()
                 raise
-            result = await scenario(opts, server, room_id, workdir, lambda: postgres_pids(pg_dir))
+            result["database"] = "given" if opts.database_url else "embedded"
+            await scenario(opts, server, room_id, workdir, lambda: postgres_pids(pg_dir), result)
             result["database"] = "given" if opts.database_url else "embedded"
     else:
         raise ValueError(f"unknown target {name!r} (tuiz, node)")
     result["seconds"] = round(time.monotonic() - started, 1)
-    return result
 
 
 # ---------------------------------------------------------------- report
@@ -738,15 +745,17 @@ async def amain(opts: Options) -> dict[str, Any]:
             workdir = Path(tmp) / name
             workdir.mkdir()
             print(f"== {name}: {opts.clients} clients in {opts.procs} processes", flush=True)
+            results[name] = {}
             try:
-                results[name] = await run_target(name, opts, workdir)
+                await run_target(name, opts, workdir, results[name])
             except Exception as exc:  # one target failing still reports the others
                 logs = "\n".join(
                     f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
                     for p in sorted(workdir.glob("*.log"))
                 )
-                results[name] = {"error": f"{type(exc).__name__}: {exc}\n{logs}"}
-                print(f"   {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                where = results[name].get("phase", "start")
+                results[name]["error"] = f"{type(exc).__name__} in {where}: {exc}\n{logs}"
+                print(f"   {name} failed in {where}: {type(exc).__name__}: {exc}", file=sys.stderr)
             print(json.dumps(results[name], indent=1)[:4000], flush=True)
     return results
 
