@@ -1,0 +1,1 @@
+"""Content shipped with tuiz: the sample quiz `make run` loads (`quiz-sample.json`)."""
