@@ -1,13 +1,15 @@
-"""`tuiz` command line: serve, database migrations and maintenance."""
+"""`tuiz` command line: serve, database migrations, maintenance and quiz content."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -172,6 +174,131 @@ def db_status(database_url: DatabaseUrl = None) -> None:
     """List migrations: applied, pending, edited (refused) or missing on disk."""
     for s in _run_db(database_url, migrations.status):
         typer.echo(f"{s.version}  {s.state:<8} {s.name}")
+
+
+quiz_app = typer.Typer(help="Quiz content: import, export, list.", no_args_is_help=True)
+app.add_typer(quiz_app, name="quiz")
+
+
+def _quiz_db(url: str | None, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `action(conn)` on one connection; embedded databases are migrated first."""
+    from tuiz.errors import TuizError
+    from tuiz.store.db import connect
+
+    async def run(dsn: str) -> T:
+        if not url:  # the private server of a newcomer: make sure the tables exist
+            await migrations.upgrade(dsn)
+        conn = await connect(dsn)
+        try:
+            return await action(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return _run_db(url, run)
+    except TuizError as exc:
+        _quiz_error(exc)
+
+
+def _quiz_error(exc: Exception) -> NoReturn:
+    """Print a TuizError (every invalid field of a validation error) and exit 1."""
+    from tuiz.errors import ErrorCode, TuizError
+
+    if not isinstance(exc, TuizError):
+        raise exc
+    typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
+    if exc.code is ErrorCode.VALIDATION_ERROR:
+        for e in exc.details.get("errors", [])[1:]:
+            where = ".".join(str(p) for p in e["loc"])
+            typer.secho(f"       {where}: {e['msg']}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1) from exc
+
+
+@quiz_app.command("import")
+def quiz_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="quiz JSON (v1)")],
+    owner_email: Annotated[
+        str,
+        typer.Option(help="owner (auth.users); created on vanilla PostgreSQL when missing"),
+    ] = "demo@tuiz.local",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Import a quiz document (the format `tuiz quiz export` writes); prints the new id."""
+    import json
+
+    from tuiz.errors import TuizError
+    from tuiz.store import quizzes
+
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        typer.secho(f"error: {file} is not valid JSON: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    try:
+        content = quizzes.parse_content(data)  # before touching the database
+    except TuizError as exc:
+        _quiz_error(exc)
+
+    async def run(conn: Any) -> Any:
+        async with conn.transaction():  # the owner is created only if the import succeeds
+            owner = await quizzes.ensure_owner(conn, owner_email)
+            return await quizzes.import_quiz(conn, owner, data)
+
+    quiz_id = _quiz_db(database_url, run)
+    count = len(content.questions)
+    typer.echo(f"imported {count} question(s) for {owner_email} as {quiz_id}")
+
+
+@quiz_app.command("export")
+def quiz_export(
+    quiz_id: Annotated[uuid.UUID, typer.Argument(help="quiz set id")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="file to write (default: stdout)")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write a quiz as a version-1 JSON document (what `tuiz quiz import` reads)."""
+    import json
+
+    from tuiz.store import quizzes
+
+    data = _quiz_db(database_url, lambda conn: quizzes.export_quiz(conn, quiz_id))
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+@quiz_app.command("list")
+def quiz_list(
+    owner_email: Annotated[str | None, typer.Option(help="only this owner's quizzes")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Quizzes (not deleted): id, status, public, questions, owner, title."""
+
+    async def run(conn: Any) -> list[Any]:
+        rows: list[Any] = await conn.fetch(
+            """
+            SELECT q.id, q.status::text AS status, q.is_public, q.total_questions, u.email,
+                   q.title
+              FROM public.quiz_sets q LEFT JOIN auth.users u ON u.id = q.user_id
+             WHERE q.deleted_at IS NULL
+               AND ($1::text IS NULL OR lower(u.email) = lower($1))
+             ORDER BY q.created_at, q.id
+            """,
+            owner_email,
+        )
+        return rows
+
+    rows = _quiz_db(database_url, run)
+    typer.echo(f"{'id':<36}  {'status':<9}  public  questions  {'owner':<24}  title")
+    for r in rows:
+        typer.echo(
+            f"{r['id']!s:<36}  {r['status']:<9}  {'yes' if r['is_public'] else 'no':<6}"
+            f"  {r['total_questions']:>9}  {r['email'] or '-':<24}  {r['title']}"
+        )
 
 
 def main() -> None:
