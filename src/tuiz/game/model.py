@@ -246,9 +246,10 @@ class AnswerAccepted(Event):
     text: str | None
     elapsed_ms: int
     correct: bool | None  # None for a poll
-    points: int
+    points: int  # including `bonus`
     streak: int
     at: int
+    bonus: int = 0  # streak bonus part of `points`
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,3 +323,62 @@ class PlayerState:
     streak: int = 0
     correct_count: int = 0
     answers: dict[str, AnswerAccepted] = field(default_factory=dict)  # by question id
+
+
+def quiz_to_dict(quiz: Quiz) -> dict[str, Any]:
+    """The quiz as a game was created with it (stored in the game's first log event)."""
+    return dataclasses.asdict(quiz)
+
+
+def quiz_from_dict(data: dict[str, Any]) -> Quiz:
+    questions = []
+    for q in data["questions"]:
+        explanation = q.get("explanation")
+        questions.append(
+            Question(
+                **{
+                    **q,
+                    "type": QuestionType(q["type"]),
+                    "choices": tuple(Choice(**c) for c in q.get("choices", ())),
+                    "accepted_answers": tuple(q.get("accepted_answers", ())),
+                    "explanation": Explanation(**explanation) if explanation else None,
+                }
+            )
+        )
+    return Quiz(id=data["id"], title=data["title"], questions=tuple(questions))
+
+
+def settings_to_dict(settings: GameSettings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)
+
+
+def settings_from_dict(raw: dict[str, Any]) -> GameSettings:
+    """Settings from JSON; unknown keys (e.g. TUIZ play_settings extras) are ignored."""
+    from pydantic import TypeAdapter, ValidationError
+
+    names = {f.name for f in dataclasses.fields(GameSettings)}
+    try:
+        settings = TypeAdapter(GameSettings).validate_python(
+            {k: v for k, v in raw.items() if k in names}, strict=False
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise refuse(
+            ErrorCode.VALIDATION_ERROR, f"game_settings.{where}: {first.get('msg')}"
+        ) from None
+    limits = {
+        "max_players": (1, 5000),
+        "reveal_time": (0, 120),
+        "leaderboard_time": (0, 120),
+        "leaderboard_size": (1, 100),
+        "nickname_max": (1, 50),
+    }
+    for name, (low, high) in limits.items():
+        value = getattr(settings, name)
+        if not low <= value <= high:
+            raise refuse(
+                ErrorCode.VALIDATION_ERROR,
+                f"game_settings.{name}: must be between {low} and {high}, got {value}",
+            )
+    return settings
