@@ -15,6 +15,7 @@ from tuiz import __version__
 from tuiz.api import connections as api_connections
 from tuiz.api import errors as api_errors
 from tuiz.api import ops
+from tuiz.api import quizzes as api_quizzes
 from tuiz.cluster.fanout import RedisFanout
 from tuiz.config import Settings
 from tuiz.context import AppContext
@@ -30,6 +31,7 @@ from tuiz.store.db import create_pool
 from tuiz.store.embedded import EmbeddedPostgres, ensure_database
 from tuiz.store.events import EventLog
 from tuiz.store.events_memory import MemoryEventLog
+from tuiz.store.quizzes import ensure_sample_quiz
 from tuiz.store.rooms import OpenRoomDirectory, PgRoomDirectory, RoomDirectory
 from tuiz.web import pages
 
@@ -54,6 +56,11 @@ async def startup(ctx: AppContext) -> None:
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])
     ctx.pool = await create_pool(ctx.database_url, max_size=ctx.settings.db_pool_max)
+    if ctx.settings.load_sample:  # a newcomer can play at once; never blocks the start
+        try:
+            await ensure_sample_quiz(ctx.pool)
+        except Exception as exc:
+            log.warning("sample_quiz_not_loaded", error=repr(exc))
     ctx.tasks.append(asyncio.create_task(ctx.metrics.watch_loop_lag(), name="loop-lag"))
     for job in maintenance.JOBS.values():
         ctx.tasks.append(
@@ -123,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Any:
     api_errors.install(api)
     api.include_router(ops.router)
     api.include_router(api_connections.router)
+    api.include_router(api_quizzes.router)
     pages.install(api)  # /, /host, /play, /admin, /assets/, /vendor/
 
     redis_url = ctx.settings.redis_url

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     heartbeat_flush_ms: int = Field(default=1000, gt=0, alias="TUIZ_HEARTBEAT_FLUSH_MS")
     migrate_on_start: bool = Field(default=True, alias="TUIZ_MIGRATE_ON_START")
     db_pool_max: int = Field(default=10, gt=0, alias="TUIZ_DB_POOL_MAX")
+    load_sample: bool = Field(default=True, alias="TUIZ_LOAD_SAMPLE")  # sample quiz at start
 
     @property
     def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
