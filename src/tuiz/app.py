@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from tuiz import __version__
 from tuiz.api import connections as api_connections
 from tuiz.api import errors as api_errors
+from tuiz.api import games as api_games
 from tuiz.api import ops
 from tuiz.api import quizzes as api_quizzes
 from tuiz.cluster.fanout import RedisFanout
@@ -22,6 +23,8 @@ from tuiz.context import AppContext
 from tuiz.jobs import maintenance
 from tuiz.logs import get_logger
 from tuiz.realtime import jsoncodec
+from tuiz.realtime.game_sockets import GameSockets
+from tuiz.realtime.games import GameHub
 from tuiz.realtime.server import Realtime
 from tuiz.store import migrations
 from tuiz.store.connections import ConnectionStore
@@ -31,6 +34,7 @@ from tuiz.store.db import create_pool
 from tuiz.store.embedded import EmbeddedPostgres, ensure_database
 from tuiz.store.events import EventLog
 from tuiz.store.events_memory import MemoryEventLog
+from tuiz.store.games import GameRepository
 from tuiz.store.quizzes import ensure_sample_quiz
 from tuiz.store.rooms import OpenRoomDirectory, PgRoomDirectory, RoomDirectory
 from tuiz.web import pages
@@ -89,12 +93,21 @@ async def start_realtime(ctx: AppContext) -> None:
         metrics=ctx.metrics,
     )
     await ctx.realtime.start()
+    if isinstance(events, EventLog):
+        games = GameRepository(ctx.require_pool())
+        ctx.hub = GameHub(sio=ctx.sio, settings=ctx.settings, events=events, games=games)
+        GameSockets(ctx.realtime, ctx.hub, games)
+        resumed = await ctx.hub.resume_live_games()
+        if resumed:
+            log.info("games_resumed", count=resumed)
 
 
 async def shutdown(ctx: AppContext) -> None:
     """Drain sockets, flush the event log, then release the database (SIGTERM path)."""
     if ctx.realtime is not None:
         await ctx.realtime.drain()
+    if ctx.hub is not None:
+        await ctx.hub.close()
     if ctx.events is not None:
         await ctx.events.close()
     for task in ctx.tasks:
@@ -131,6 +144,7 @@ def create_app(settings: Settings | None = None) -> Any:
     api.include_router(ops.router)
     api.include_router(api_connections.router)
     api.include_router(api_quizzes.router)
+    api.include_router(api_games.router)
     pages.install(api)  # /, /host, /play, /admin, /assets/, /vendor/
 
     redis_url = ctx.settings.redis_url

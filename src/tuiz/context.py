@@ -12,6 +12,7 @@ from tuiz.config import Settings
 from tuiz.metrics import Metrics
 
 if TYPE_CHECKING:
+    from tuiz.realtime.games import GameHub
     from tuiz.realtime.server import Realtime
     from tuiz.store.embedded import EmbeddedPostgres
     from tuiz.store.events import EventLog
@@ -27,6 +28,7 @@ class AppContext:
     embedded: EmbeddedPostgres | None = None
     sio: Any = None
     realtime: Realtime | None = None
+    hub: GameHub | None = None
     events: EventLog | MemoryEventLog | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)

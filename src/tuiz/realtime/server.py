@@ -56,6 +56,7 @@ class Client:
     device_id: str | None = None
     reconnect_count: int = 0
     rooms: dict[str, RoomAccess] = field(default_factory=dict)
+    seats: dict[str, str | None] = field(default_factory=dict)  # game id -> player id; None: host
     timed_out: bool = False
 
 
@@ -101,7 +102,7 @@ def _json_size(value: Any) -> int:
         raise TuizError(ErrorCode.VALIDATION_ERROR, "value is not JSON") from None
 
 
-Handler = Callable[[Client, Any], Awaitable[None]]
+Handler = Callable[[Client, Any], Awaitable[Any]]
 
 
 class Realtime:
@@ -125,6 +126,7 @@ class Realtime:
         self.metrics = metrics
         self.clients: dict[str, Client] = {}
         self._heartbeats: set[str] = set()
+        self.disconnect_hooks: list[Callable[[Client], Awaitable[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._draining = False
         self._register()
@@ -143,26 +145,38 @@ class Realtime:
         # The TUIZ client announces itself before registering; the reference ignores it.
         self.on("client:hello", self._ignore, registered=False)
 
-    def on(self, event: str, handler: Handler, *, registered: bool = True) -> None:
-        """Add a client event handler behind the shared guard: rate limit, registration, errors."""
+    def on(
+        self,
+        event: str,
+        handler: Handler,
+        *,
+        registered: bool = True,
+        error_event: str = "ws:error",
+    ) -> None:
+        """Add a client event handler behind the shared guard: rate limit, registration, errors.
 
-        async def guarded(sid: str, *args: Any) -> None:
+        What the handler returns is the Socket.IO acknowledgement (when the client asked for
+        one). A refusal is sent as `error_event {error, message}` and also returned as
+        `{ok: false, error, message}` for clients that use acknowledgements.
+        """
+
+        async def guarded(sid: str, *args: Any) -> Any:
             client = self.clients.get(sid)
             if client is None or not await self._admit(client):
-                return
+                return {"ok": False, "error": ErrorCode.RATE_LIMITED.value, "message": "refused"}
             try:
                 if registered and client.device_id is None:
                     raise TuizError(
                         ErrorCode.NOT_CONNECTED, "send ws:connect with a deviceId first"
                     )
-                await handler(client, args[0] if args else None)
+                return await handler(client, args[0] if args else None)
             except TuizError as exc:
-                await self.send_error(sid, exc)
+                error = exc
             except Exception:
                 log.exception("handler_failed", socket_event=event, sid=sid)
-                await self.send_error(
-                    sid, TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
-                )
+                error = TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
+            await self.send_error(sid, error, event=error_event, cause=event)
+            return {"ok": False, **error.to_payload()}
 
         self.sio.on(event, guarded)
 
@@ -184,9 +198,14 @@ class Realtime:
             )
         return False
 
-    async def send_error(self, sid: str, error: TuizError) -> None:
+    async def send_error(
+        self, sid: str, error: TuizError, *, event: str = "ws:error", cause: str | None = None
+    ) -> None:
         self.metrics.errors.labels(error.code.value).inc()
-        await self.sio.emit("ws:error", error.to_payload(), to=sid)
+        body = error.to_payload()
+        if cause is not None and event != "ws:error":
+            body["event"] = cause
+        await self.sio.emit(event, body, to=sid)
 
     # -- connection lifecycle ------------------------------------------------------------
 
@@ -235,6 +254,11 @@ class Realtime:
         self._heartbeats.discard(sid)
         if client.device_id is None:
             return
+        for hook in self.disconnect_hooks:
+            try:
+                await hook(client)
+            except Exception:
+                log.exception("disconnect_hook_failed", sid=sid)
         status = ConnectionStatus.TIMEOUT if client.timed_out else ConnectionStatus.DISCONNECTED
         try:
             await self.store.close(sid, status)

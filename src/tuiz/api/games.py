@@ -1,0 +1,526 @@
+"""Game REST, in the TUIZ reference backend's paths; the engine stays the authority.
+
+Hosts prove themselves with the game's host token (`x-host-token`) or, for games they own,
+their JWT; players with their resume token (`x-resume-token`) or, like the TUIZ client, their
+device id (`x-device-id`) matching the seat. Anything a client claims about correctness, time
+taken or points is ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuiz.api.deps import CallerDep, ContextDep, DeviceDep
+from tuiz.auth import Caller, same_token
+from tuiz.errors import ErrorCode, TuizError
+from tuiz.game.model import End, Kick, Lock, Next, Pause, Phase, Resume, Skip, Start
+from tuiz.realtime.game_sockets import accepted_ack, answer_command
+from tuiz.realtime.games import GameHub, GameRunner, replay
+from tuiz.realtime.protocol import check_device_id
+from tuiz.store.quizzes import load_quiz
+
+router = APIRouter(tags=["games"])
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class CreateGame(Body):
+    quiz_set_id: uuid.UUID
+    game_settings: dict[str, Any] = Field(default_factory=dict)
+    device_id: str = Field(min_length=1, max_length=255)
+    player_name: str = Field(default="Host", min_length=1, max_length=100)
+
+
+class JoinBody(Body):
+    player_name: str = Field(min_length=1, max_length=100)
+    device_id: str = Field(min_length=1, max_length=255)
+
+
+class StatusBody(Body):
+    action: Literal["pause", "resume", "end"]
+
+
+class LockBody(Body):
+    locked: bool
+
+
+class AnswerBody(Body):
+    question_id: str = Field(min_length=1, max_length=64)
+    answer_id: str | None = Field(default=None, max_length=64)
+    answer_ids: list[str] | None = Field(default=None, max_length=20)
+    text: str | None = Field(default=None, max_length=200)
+    client_answer_id: str | None = Field(default=None, max_length=64)
+
+
+def _hub(request: Request) -> GameHub:
+    hub: GameHub | None = request.app.state.ctx.hub
+    if hub is None:
+        raise TuizError(ErrorCode.UNAVAILABLE, "games need the PostgreSQL store")
+    return hub
+
+
+async def _runner(request: Request, game_id: str) -> GameRunner:
+    return await _hub(request).get(game_id)
+
+
+def _device(value: str) -> str:
+    try:
+        return check_device_id(value)
+    except ValueError as exc:
+        raise TuizError(ErrorCode.VALIDATION_ERROR, f"device_id: {exc}") from None
+
+
+def _require_host(hub: GameHub, runner: GameRunner, who: Caller, token: str | None) -> str:
+    """The host's player id, when the request is the host's; FORBIDDEN otherwise."""
+    owner = runner.record.user_id
+    if owner is not None and who.user_id == owner:
+        return runner.game.host_id
+    if who.is_service:
+        return runner.game.host_id
+    if token is None:
+        raise TuizError(ErrorCode.FORBIDDEN, "host commands need the host token or the owner")
+    hub.check_host(runner, token)
+    return runner.game.host_id
+
+
+def _require_seat(
+    hub: GameHub, runner: GameRunner, player_id: str, device: str | None, token: str | None
+) -> str:
+    player = runner.game.players.get(player_id)
+    if player is None:
+        raise TuizError(ErrorCode.NOT_FOUND, f"no player {player_id} in this game")
+    if token is not None:
+        if not same_token(hub.tokens(runner, player_id, player.device_id), token):
+            raise TuizError(ErrorCode.FORBIDDEN, "resume token does not match this seat")
+    elif device is None or device != player.device_id:
+        raise TuizError(ErrorCode.FORBIDDEN, "this device does not hold that seat")
+    return player_id
+
+
+HostToken = Annotated[str | None, Header(alias="x-host-token", max_length=200)]
+ResumeToken = Annotated[str | None, Header(alias="x-resume-token", max_length=200)]
+
+
+def game_view(runner: GameRunner) -> dict[str, Any]:
+    game, record = runner.game, runner.record
+    return {
+        "id": runner.game_id,
+        "game_code": record.pin,
+        "quiz_set_id": str(record.quiz_set_id) if record.quiz_set_id else None,
+        "status": game.status.value,
+        "phase": game.phase.value,
+        "locked": game.locked,
+        "current_players": sum(1 for p in game.players.values() if not p.kicked),
+        "current_question_index": max(game.question_index, 0),
+        "total_questions": len(game.quiz.questions),
+        "game_settings": record.settings,
+        "created_at": record.created_at.isoformat(),
+        "quiz_title": game.quiz.title,
+    }
+
+
+@router.post("/games", status_code=201)
+async def create_game(request: Request, ctx: ContextDep, who: CallerDep, body: CreateGame) -> Any:
+    """Create a game from a quiz the caller may play; the answer carries the host token."""
+    hub = _hub(request)
+    device = _device(body.device_id)
+    quiz = await load_quiz(ctx.require_pool(), body.quiz_set_id, caller=who)
+    runner = await hub.create(
+        quiz=quiz,
+        quiz_set_id=body.quiz_set_id,
+        raw_settings=body.game_settings,
+        user_id=who.user_id,
+        host_device_id=device,
+        host_name=" ".join(body.player_name.split()),
+    )
+    return {
+        **game_view(runner),
+        "host_player_id": runner.game.host_id,
+        "host_token": hub.host_token(runner),
+    }
+
+
+@router.get("/games/by-code/{code}")
+async def game_by_code(request: Request, ctx: ContextDep, code: str) -> Any:
+    record = await _hub(request).games.by_pin(code)
+    if record is None:
+        raise TuizError(ErrorCode.NOT_FOUND, f"no game with PIN {code}")
+    return game_view(await _runner(request, str(record.id)))
+
+
+@router.get("/games/{game_id}")
+async def get_game(request: Request, game_id: str) -> Any:
+    return game_view(await _runner(request, game_id))
+
+
+@router.get("/games/{game_id}/state")
+async def game_state(request: Request, game_id: str) -> Any:
+    runner = await _runner(request, game_id)
+    snapshot = runner.snapshot(None)
+    snapshot.pop("me", None)
+    return snapshot
+
+
+async def _host_do(
+    request: Request, game_id: str, who: Caller, token: str | None, make: Any
+) -> Any:
+    hub = _hub(request)
+    runner = await hub.get(game_id)
+    host = _require_host(hub, runner, who, token)
+    await runner.execute(make(host))
+    return game_view(runner)
+
+
+@router.post("/games/{game_id}/start")
+async def start_game(
+    request: Request, game_id: str, who: CallerDep, token: HostToken = None
+) -> Any:
+    return await _host_do(request, game_id, who, token, lambda h: Start(actor=h))
+
+
+@router.patch("/games/{game_id}/status")
+async def game_status(
+    request: Request, game_id: str, body: StatusBody, who: CallerDep, token: HostToken = None
+) -> Any:
+    make = {"pause": Pause, "resume": Resume, "end": End}[body.action]
+    return await _host_do(request, game_id, who, token, lambda h: make(actor=h))
+
+
+@router.patch("/games/{game_id}/lock")
+async def lock_game(
+    request: Request, game_id: str, body: LockBody, who: CallerDep, token: HostToken = None
+) -> Any:
+    return await _host_do(request, game_id, who, token, lambda h: Lock(actor=h, locked=body.locked))
+
+
+@router.post("/games/{game_id}/questions/{step}")
+async def question_step(
+    request: Request,
+    game_id: str,
+    step: Literal["start", "reveal", "next"],
+    who: CallerDep,
+    token: HostToken = None,
+) -> Any:
+    """`start` and `next` advance; `reveal` closes answering now."""
+    make = {"start": Next, "next": Next, "reveal": Skip}[step]
+    runner = await _runner(request, game_id)
+    if step == "start" and runner.game.phase is Phase.WAITING:
+        make = Start
+    return await _host_do(request, game_id, who, token, lambda h: make(actor=h))
+
+
+@router.post("/games/{game_id}/questions/explanation/{action}")
+async def explanation_step(
+    request: Request,
+    game_id: str,
+    action: Literal["show", "hide"],
+    who: CallerDep,
+    token: HostToken = None,
+) -> Any:
+    """The explanation is a phase of its own: both advance the game by one phase."""
+    return await _host_do(request, game_id, who, token, lambda h: Next(actor=h))
+
+
+@router.get("/games/{game_id}/questions/current")
+async def current_question(request: Request, game_id: str) -> Any:
+    runner = await _runner(request, game_id)
+    game = runner.game
+    question = game.current_question
+    if question is None:
+        raise TuizError(ErrorCode.NOT_FOUND, "no question is running")
+    revealed = game.phase in (Phase.ANSWER_REVEAL, Phase.EXPLANATION, Phase.LEADERBOARD)
+    return {
+        "question": game.public_question(reveal=revealed),
+        "question_index": game.question_index,
+        "total_questions": len(game.quiz.questions),
+        "phase": game.phase.value,
+        "time_limit": question.answering_time,
+        "show_question_time": question.show_question_time,
+        "ends_at": game.phase_ends_at,
+    }
+
+
+@router.get("/games/{game_id}/questions/{question_id}/explanation")
+async def question_explanation(request: Request, game_id: str, question_id: str) -> Any:
+    runner = await _runner(request, game_id)
+    game = runner.game
+    question = next((q for q in game.quiz.questions if q.id == question_id), None)
+    if question is None:
+        raise TuizError(ErrorCode.NOT_FOUND, f"no question {question_id} in this game")
+    current = game.current_question
+    index = [q.id for q in game.quiz.questions].index(question_id)
+    over = index < game.question_index or (
+        current is not None
+        and current.id == question_id
+        and game.phase not in (Phase.QUESTION, Phase.ANSWERING)
+    )
+    if not over:
+        raise TuizError(ErrorCode.WRONG_PHASE, "the explanation comes after the answers close")
+    e = question.explanation
+    return {
+        "question_id": question_id,
+        "explanation_title": e.title if e else None,
+        "explanation_text": e.text if e else None,
+        "explanation_image_url": e.image_url if e else None,
+        "show_explanation_time": question.show_explanation_time,
+    }
+
+
+@router.post("/games/{game_id}/join", status_code=201)
+async def join_game(request: Request, game_id: str, body: JoinBody) -> Any:
+    hub = _hub(request)
+    runner = await hub.get(game_id)
+    device = _device(body.device_id)
+    player_id = await hub.join(runner, device, body.player_name)
+    player = runner.game.players[player_id]
+    return {
+        "id": player_id,
+        "game_id": runner.game_id,
+        "player_name": player.name,
+        "device_id": device,
+        "is_host": False,
+        "resume_token": hub.tokens(runner, player_id, device),
+    }
+
+
+def _players(runner: GameRunner) -> list[dict[str, Any]]:
+    ranks = {row["player_id"]: row["rank"] for row in runner.game.leaderboard()}
+    return [
+        {
+            "id": p.id,
+            "player_name": p.name,
+            "score": p.score,
+            "rank": ranks.get(p.id),
+            "connected": p.connected,
+            "kicked": p.kicked,
+            "is_host": False,
+            "joined_at": p.joined_at,
+        }
+        for p in runner.game.players.values()
+    ]
+
+
+@router.get("/games/{game_id}/players")
+async def list_players(request: Request, game_id: str) -> Any:
+    return {"players": _players(await _runner(request, game_id))}
+
+
+@router.delete("/games/{game_id}/players/{player_id}")
+async def kick_player(
+    request: Request,
+    game_id: str,
+    player_id: str,
+    who: CallerDep,
+    token: HostToken = None,
+    ban: Annotated[bool, Query()] = False,
+) -> Any:
+    return await _host_do(
+        request, game_id, who, token, lambda h: Kick(actor=h, player_id=player_id, ban=ban)
+    )
+
+
+@router.post("/games/{game_id}/players/{player_id}/answer", status_code=201)
+async def submit_answer(
+    request: Request,
+    game_id: str,
+    player_id: str,
+    body: AnswerBody,
+    device: DeviceDep,
+    token: ResumeToken = None,
+) -> Any:
+    """Durable before it answers; 409 when this player already answered differently."""
+    hub = _hub(request)
+    runner = await hub.get(game_id)
+    _require_seat(hub, runner, player_id, device, token)
+    command = answer_command(
+        player_id,
+        body.question_id,
+        answer_id=body.client_answer_id,
+        choice_ids=body.answer_ids,
+        answer=body.answer_id,
+        text=body.text,
+    )
+    return accepted_ack(runner, await runner.answer(command))
+
+
+@router.get("/games/{game_id}/players/{player_id}/answers")
+async def player_answers(request: Request, game_id: str, player_id: str) -> Any:
+    runner = await _runner(request, game_id)
+    player = runner.game.players.get(player_id)
+    if player is None:
+        raise TuizError(ErrorCode.NOT_FOUND, f"no player {player_id} in this game")
+    visible = _closed_questions(runner)
+    return {
+        "answers": [
+            {
+                **a.to_dict(),
+                "correct": a.correct if a.question_id in visible else None,
+                "points": a.points if a.question_id in visible else None,
+            }
+            for a in player.answers.values()
+        ]
+    }
+
+
+def _closed_questions(runner: GameRunner) -> set[str]:
+    """Questions whose results may be shown: answering over for them."""
+    game = runner.game
+    questions = [q.id for q in game.quiz.questions]
+    closed = set(questions[: max(game.question_index, 0)])
+    if game.phase not in (Phase.QUESTION, Phase.ANSWERING) and game.current_question:
+        closed.add(game.current_question.id)
+    return closed
+
+
+@router.get("/games/{game_id}/leaderboard")
+async def leaderboard(
+    request: Request, game_id: str, limit: Annotated[int, Query(ge=1, le=5000)] = 10
+) -> Any:
+    runner = await _runner(request, game_id)
+    return {
+        "leaderboard": runner.game.leaderboard(limit),
+        "total": len(runner.game.players),
+    }
+
+
+def report(runner: GameRunner) -> dict[str, Any]:
+    """Per question: distribution, correct rate, average time; per player: answers, rank."""
+    game = runner.game
+    players = list(game.players.values())
+    questions = []
+    for index, q in enumerate(game.quiz.questions):
+        answers = [p.answers[q.id] for p in players if q.id in p.answers]
+        distribution: dict[str, int] = {}
+        for a in answers:
+            for key in a.choice_ids or ((a.text or "").strip().casefold(),):
+                distribution[key] = distribution.get(key, 0) + 1
+        correct = [a for a in answers if a.correct]
+        questions.append(
+            {
+                "index": index,
+                "question_id": q.id,
+                "text": q.text,
+                "type": q.type.value,
+                "answered": len(answers),
+                "distribution": distribution,
+                "correct_rate": round(len(correct) / len(answers), 4) if answers else None,
+                "average_time_ms": round(sum(a.elapsed_ms for a in answers) / len(answers))
+                if answers
+                else None,
+            }
+        )
+    return {
+        "game": game_view(runner),
+        "questions": questions,
+        "players": [
+            {
+                **row,
+                "answers": {
+                    qid: {
+                        "correct": a.correct,
+                        "points": a.points,
+                        "elapsed_ms": a.elapsed_ms,
+                        "choice_ids": list(a.choice_ids),
+                        "text": a.text,
+                    }
+                    for qid, a in game.players[row["player_id"]].answers.items()
+                },
+            }
+            for row in game.leaderboard()
+        ],
+    }
+
+
+@router.get("/games/{game_id}/report")
+async def game_report(
+    request: Request, game_id: str, format: Literal["json", "csv"] = "json"
+) -> Any:
+    data = report(await _runner(request, game_id))
+    if format == "json":
+        return data
+    out = io.StringIO()
+    writer = csv.writer(out)
+    questions = data["questions"]
+    writer.writerow(["rank", "player", "score", *[f"Q{q['index'] + 1}" for q in questions]])
+    for row in data["players"]:
+        cells = []
+        for q in questions:
+            a = row["answers"].get(q["question_id"])
+            cells.append("" if a is None else f"{'✓' if a['correct'] else '✗'} {a['points']}")
+        writer.writerow([row["rank"], row["name"], row["score"], *cells])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="tuiz-{game_id}.csv"'},
+    )
+
+
+@router.get("/games/{game_id}/replay")
+async def game_replay(request: Request, game_id: str) -> Any:
+    """The game rebuilt from its event log alone, beside the live state for comparison."""
+    hub = _hub(request)
+    try:
+        gid = uuid.UUID(game_id)
+    except ValueError:
+        raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id!r}") from None
+    game, last_seq = await replay(hub.events, gid)
+    return {
+        "game_id": game_id,
+        "last_seq": last_seq,
+        "status": game.status.value,
+        "phase": game.phase.value,
+        "leaderboard": game.leaderboard(),
+    }
+
+
+@router.get("/stats/daily")
+async def stats_daily(
+    ctx: ContextDep, who: CallerDep, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> Any:
+    if not who.is_service:
+        raise TuizError(ErrorCode.FORBIDDEN, "statistics need the service key")
+    rows = await ctx.require_pool().fetch(
+        "SELECT * FROM public.get_daily_connection_stats(days_back => $1)", days
+    )
+    return {"days": [{**dict(r), "date": r["date"].isoformat()} for r in rows]}
+
+
+@router.get("/stats/completion")
+async def stats_completion(ctx: ContextDep, who: CallerDep) -> Any:
+    if not who.is_service:
+        raise TuizError(ErrorCode.FORBIDDEN, "statistics need the service key")
+    rows = await ctx.require_pool().fetch("SELECT * FROM public.get_game_completion_stats()")
+    return {
+        "completion": [
+            {**dict(r), "completion_rate": float(r["completion_rate"] or 0)} for r in rows
+        ]
+    }
+
+
+@router.get("/games")
+async def recent_games(
+    ctx: ContextDep, who: CallerDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> Any:
+    """Recent games (service key: all; a user: the games they host)."""
+    if not (who.is_service or who.user_id):
+        raise TuizError(ErrorCode.UNAUTHORIZED, "sign in or use the service key")
+    rows = await ctx.require_pool().fetch(
+        """
+        SELECT g.id, g.game_code, g.status::text AS status, g.current_players, g.created_at,
+               g.ended_at, q.title AS quiz_title
+          FROM public.games g LEFT JOIN public.quiz_sets q ON q.id = g.quiz_set_id
+         WHERE $1::uuid IS NULL OR g.user_id = $1
+         ORDER BY g.created_at DESC LIMIT $2
+        """,
+        None if who.is_service else who.user_id,
+        limit,
+    )
+    return {"games": [{**dict(r), "id": str(r["id"])} for r in rows]}

@@ -1,0 +1,225 @@
+"""Games, seats and their projections in the game-system tables.
+
+The event log is the game's source of truth; `games`, `game_flows`, `players` and
+`game_player_data` are projections of the engine's state kept for REST, reports and the TUIZ
+client, written in one transaction at phase changes (never per answer).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from tuiz.errors import ErrorCode, TuizError
+from tuiz.store.db import Conn
+
+PIN_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class GameRecord:
+    id: uuid.UUID
+    pin: str
+    quiz_set_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    status: str
+    locked: bool
+    settings: dict[str, Any]
+    created_at: datetime
+    host_player_id: uuid.UUID | None
+    host_device_id: str | None
+
+
+_GAME = """
+SELECT g.id, g.game_code, g.quiz_set_id, g.user_id, g.status::text AS status, g.locked,
+       g.game_settings, g.created_at, h.id AS host_player_id, h.device_id AS host_device_id
+  FROM public.games g
+  LEFT JOIN public.players h ON h.game_id = g.id AND h.is_host
+"""
+
+
+def _record(row: asyncpg.Record) -> GameRecord:
+    return GameRecord(
+        id=row["id"],
+        pin=row["game_code"],
+        quiz_set_id=row["quiz_set_id"],
+        user_id=row["user_id"],
+        status=row["status"],
+        locked=row["locked"],
+        settings=row["game_settings"],
+        created_at=row["created_at"],
+        host_player_id=row["host_player_id"],
+        host_device_id=row["host_device_id"],
+    )
+
+
+def _ts(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class GameRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self,
+        *,
+        quiz_set_id: uuid.UUID,
+        total_questions: int,
+        settings: dict[str, Any],
+        user_id: uuid.UUID | None,
+        host_device_id: str,
+        host_name: str,
+    ) -> GameRecord:
+        """A waiting game with a fresh 6-digit PIN, its host seat and its flow row."""
+        async with self._pool.acquire() as conn:
+            for _ in range(PIN_ATTEMPTS):
+                pin = f"{secrets.randbelow(900_000) + 100_000}"
+                try:
+                    async with conn.transaction():
+                        game_id = await conn.fetchval(
+                            "INSERT INTO public.games (quiz_set_id, user_id, game_code,"
+                            " game_settings) VALUES ($1, $2, $3, $4) RETURNING id",
+                            quiz_set_id,
+                            user_id,
+                            pin,
+                            settings,
+                        )
+                        await conn.execute(
+                            "INSERT INTO public.players (game_id, device_id, player_name,"
+                            " is_host, is_logged_in) VALUES ($1, $2, $3, true, $4)",
+                            game_id,
+                            host_device_id,
+                            host_name,
+                            user_id is not None,
+                        )
+                        await conn.execute(
+                            "INSERT INTO public.game_flows (game_id, quiz_set_id,"
+                            " total_questions) VALUES ($1, $2, $3)",
+                            game_id,
+                            quiz_set_id,
+                            total_questions,
+                        )
+                except asyncpg.UniqueViolationError as exc:
+                    if "game_code" in str(exc.constraint_name or ""):
+                        continue  # PIN taken by a live game: draw again
+                    raise
+                record = await self.get(game_id, conn=conn)
+                assert record is not None
+                return record
+        raise TuizError(ErrorCode.UNAVAILABLE, "no free game PIN; try again")
+
+    async def get(self, game_id: uuid.UUID, *, conn: Conn | None = None) -> GameRecord | None:
+        row = await (conn or self._pool).fetchrow(_GAME + " WHERE g.id = $1", game_id)
+        return _record(row) if row else None
+
+    async def by_pin(self, pin: str) -> GameRecord | None:
+        """The live (not finished) game with this PIN."""
+        row = await self._pool.fetchrow(
+            _GAME + " WHERE g.game_code = $1 AND g.status <> 'finished'", pin
+        )
+        return _record(row) if row else None
+
+    async def live_game_ids(self) -> list[uuid.UUID]:
+        """Games a restarted server must take up again (crash recovery)."""
+        rows = await self._pool.fetch(
+            "SELECT id FROM public.games WHERE status IN ('active', 'paused')"
+        )
+        return [r["id"] for r in rows]
+
+    async def add_player(
+        self, game_id: uuid.UUID, player_id: uuid.UUID, device_id: str, name: str
+    ) -> None:
+        """A seat and its score row; the unique indexes are the last word on races."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO public.players (id, game_id, device_id, player_name)"
+                    " VALUES ($1, $2, $3, $4)",
+                    player_id,
+                    game_id,
+                    device_id,
+                    name,
+                )
+                await conn.execute(
+                    "INSERT INTO public.game_player_data (player_id, player_device_id, game_id)"
+                    " VALUES ($1, $2, $3)",
+                    player_id,
+                    device_id,
+                    game_id,
+                )
+        except asyncpg.UniqueViolationError as exc:
+            if "name" in str(exc.constraint_name or ""):
+                raise TuizError(ErrorCode.CONFLICT, f"nickname {name!r} is taken") from None
+            raise TuizError(ErrorCode.CONFLICT, "this device already has a seat") from None
+
+    async def save(self, projection: GameProjection) -> None:
+        """Write the engine's state into the game-system tables in one transaction."""
+        p = projection
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                UPDATE public.games SET status = $2::public.game_status, locked = $3,
+                       current_question_index = $4, current_question_start_time = $5,
+                       started_at = coalesce(started_at, $6), paused_at = $7,
+                       ended_at = $8
+                 WHERE id = $1
+                """,
+                p.game_id,
+                p.status,
+                p.locked,
+                p.question_index,
+                _ts(p.question_started_at),
+                _ts(p.started_at),
+                _ts(p.paused_at),
+                _ts(p.ended_at),
+            )
+            await conn.execute(
+                """
+                UPDATE public.game_flows SET current_question_id = $2,
+                       current_question_index = $3, current_question_start_time = $4,
+                       current_question_end_time = $5, next_question_id = $6
+                 WHERE game_id = $1
+                """,
+                p.game_id,
+                p.question_id,
+                p.question_index,
+                _ts(p.question_started_at),
+                _ts(p.question_ends_at),
+                p.next_question_id,
+            )
+            if p.scores:
+                await conn.execute(
+                    """
+                    UPDATE public.game_player_data d
+                       SET score = s.score, answer_report = s.report::jsonb
+                      FROM unnest($2::uuid[], $3::int[], $4::text[]) AS s(player_id, score, report)
+                     WHERE d.player_id = s.player_id AND d.game_id = $1
+                    """,
+                    p.game_id,
+                    [s[0] for s in p.scores],
+                    [s[1] for s in p.scores],
+                    [orjson.dumps(s[2]).decode() for s in p.scores],
+                )
+
+
+@dataclass(frozen=True)
+class GameProjection:
+    game_id: uuid.UUID
+    status: str
+    locked: bool
+    question_index: int
+    question_id: uuid.UUID | None
+    next_question_id: uuid.UUID | None
+    question_started_at: int | None
+    question_ends_at: int | None
+    started_at: int | None
+    paused_at: int | None
+    ended_at: int | None
+    scores: list[tuple[uuid.UUID, int, dict[str, Any]]]

@@ -1,0 +1,294 @@
+"""Live games over real sockets: a whole game, answers at the edges, host control, rejoin."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.gamehelpers import (
+    Host,
+    Player,
+    connect_host,
+    create_game,
+    join_player,
+    make_test_quiz,
+    next_phase,
+)
+from tests.servers import ServerProcess, run_server
+from tests.sioclient import Recorder, eventually
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    with run_server(db_url, tmp_path, TUIZ_LOAD_SAMPLE="false") as s:
+        yield s
+
+
+@pytest.fixture
+async def closing() -> AsyncIterator[list[Recorder]]:
+    made: list[Recorder] = []
+    yield made
+    await asyncio.gather(*(c.close() for c in made))
+
+
+async def _setup(
+    server: ServerProcess, db_url: str, closing: list[Recorder], players: int, **settings: Any
+) -> tuple[Host, list[Player], dict[str, Any]]:
+    quiz = await make_test_quiz(db_url)
+    game = await create_game(server.url, quiz, auto_advance=False, **settings)
+    host = await connect_host(server.url, game)
+    closing.append(host.client)
+    joined = []
+    for i in range(players):
+        player = await join_player(server.url, game["game_code"], f"Player {i}")
+        closing.append(player.client)
+        joined.append(player)
+    return host, joined, game
+
+
+async def test_full_game_with_host_and_players(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    host, players, game = await _setup(server, db_url, closing, 3)
+    assert (await host.command("game:flow:start"))["ok"]
+    started = await next_phase(players[0].client, "answering")
+    question = (await players[0].client.expect("game:question:started"))["question"]
+    assert "is_correct" not in str(question["choices"])
+    correct = "Tokyo"
+    ids = {c["text"]: c["id"] for c in question["choices"]}
+    acks = await asyncio.gather(
+        players[0].answer(question["id"], choiceIds=[ids[correct]], answerId="a1"),
+        players[1].answer(question["id"], choiceIds=[ids["Osaka"]], answerId="a2"),
+        players[2].answer(question["id"], choiceIds=[ids[correct]], answerId="a3"),
+    )
+    assert all(a["ok"] for a in acks), acks
+    assert acks[0]["submittedAt"] <= started["endsAt"]
+    # everyone answered: the question closes early and each player learns their result
+    ended = await players[1].client.expect("game:question:ended")
+    assert ended["correctChoiceIds"] == [ids[correct]]
+    assert ended["counts"] == {ids[correct]: 2, ids["Osaka"]: 1, ids["Kyoto"]: 0}
+    result = await players[1].client.expect("game:player:result")
+    assert result["correct"] is False and result["points"] == 0
+    mine = await players[0].client.expect("game:player:result")
+    assert mine["correct"] is True and 500 <= mine["points"] <= 1000
+
+    await host.command("game:flow:next")  # -> explanation
+    shown = await players[0].client.expect("game:explanation:show")
+    assert shown["explanation"]["title"] == "Tokyo"
+    await host.command("game:flow:next")  # -> leaderboard
+    board = await players[0].client.expect("game:leaderboard:update")
+    assert [row["rank"] for row in board["leaderboard"]] == [1, 2, 3] or board["leaderboard"]
+
+    await host.command("game:flow:next")  # -> question 2
+    q2 = None
+    while q2 is None or q2["phase"] != "answering":
+        q2 = await players[0].client.expect("game:question:started")
+    tf = {c["text"]: c["id"] for c in q2["question"]["choices"]}
+    for p in players:
+        await p.answer(q2["question"]["id"], choiceIds=[tf["True"]])
+    await players[0].client.expect("game:question:ended")
+    await host.command("game:flow:next")  # -> leaderboard
+    await host.command("game:flow:next")  # -> question 3
+    q3 = None
+    while q3 is None or q3["phase"] != "answering":
+        q3 = await players[0].client.expect("game:question:started")
+    texts = ["  TUIZ ", "tuiz", "nope"]
+    for p, text in zip(players, texts, strict=True):
+        assert (await p.answer(q3["question"]["id"], text=text))["ok"]
+    await players[0].client.expect("game:question:ended")
+    await host.command("game:flow:next")  # -> podium (no leaderboard after the last)
+    end = await players[0].client.expect("game:end")
+    assert end["completed"] is True and len(end["podium"]) == 3
+
+    # the database agrees with what the players were told
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        board = (await http.get(f"/games/{game['id']}/leaderboard")).json()["leaderboard"]
+    conn = await asyncpg.connect(db_url)
+    try:
+
+        async def scores_written() -> dict[str, int] | None:
+            rows = await conn.fetch(
+                "SELECT player_id::text, score FROM game_player_data WHERE game_id = $1",
+                __import__("uuid").UUID(game["id"]),
+            )
+            got = {r[0]: r[1] for r in rows}
+            want = {row["player_id"]: row["score"] for row in board}
+            return got if got == want else None
+
+        assert await eventually(scores_written)
+        status = await conn.fetchval(
+            "SELECT status::text FROM games WHERE id = $1", __import__("uuid").UUID(game["id"])
+        )
+        assert status == "finished"
+        seqs = await conn.fetch(
+            "SELECT sequence_number FROM game_events WHERE game_id = $1 ORDER BY 1",
+            __import__("uuid").UUID(game["id"]),
+        )
+        assert [r[0] for r in seqs] == list(range(1, len(seqs) + 1))
+    finally:
+        await conn.close()
+
+
+async def test_answers_refused_clearly(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    host, (alice, bob), game = await _setup(server, db_url, closing, 2)
+    early = await alice.answer("00000000-0000-0000-0000-000000000000", choiceIds=["x"])
+    assert early["ok"] is False and early["error"] == "WRONG_PHASE"
+    await host.command("game:flow:start")
+    q = None
+    while q is None or q["phase"] != "answering":
+        q = await alice.client.expect("game:question:started")
+    qid = q["question"]["id"]
+    choice = q["question"]["choices"][0]["id"]
+    wrong_q = await alice.answer("00000000-0000-0000-0000-000000000000", choiceIds=[choice])
+    assert wrong_q["error"] == "VALIDATION_ERROR"
+    bad_choice = await alice.answer(qid, choiceIds=["not-a-choice"])
+    assert bad_choice["error"] == "VALIDATION_ERROR"
+    first = await alice.answer(qid, choiceIds=[choice], answerId="once")
+    again = await alice.answer(qid, choiceIds=[choice], answerId="once")
+    assert first == again  # idempotent retry: the same acknowledgement
+    other = await alice.answer(qid, choiceIds=[choice], answerId="twice")
+    assert other["ok"] is False and other["error"] == "CONFLICT"
+    forged = await bob.client.sio.call(
+        "game:answer:submit",
+        {
+            "gameId": game["id"],
+            "playerId": alice.player_id,
+            "questionId": qid,
+            "choiceIds": [choice],
+        },
+        timeout=10,
+    )
+    assert forged["error"] == "FORBIDDEN"
+    not_host = await alice.client.sio.call("game:flow:next", {"gameId": game["id"]}, timeout=10)
+    assert not_host["error"] == "FORBIDDEN"
+
+
+async def test_join_errors_and_host_controls(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    host, (alice,), game = await _setup(server, db_url, closing, 1, max_players=2)
+    pin = game["game_code"]
+    stranger = await Recorder(server.url).connect()
+    closing.append(stranger)
+    await stranger.register("dev-stranger")
+
+    async def join(nickname: str, pin: str = pin) -> dict[str, Any]:
+        ack: dict[str, Any] = await stranger.sio.call(
+            "game:join", {"pin": pin, "nickname": nickname}, timeout=10
+        )
+        return ack
+
+    assert (await join("x", pin="000000"))["error"] in ("NOT_FOUND", "VALIDATION_ERROR")
+    assert (await join("Player 0"))["error"] == "CONFLICT"
+    assert (await join("player 0"))["error"] == "CONFLICT"
+    assert (await join("x" * 200))["error"] == "VALIDATION_ERROR"
+    assert (await join("   "))["error"] == "VALIDATION_ERROR"
+    assert (await host.command("game:lock", locked=True))["ok"]
+    assert (await join("Late"))["error"] == "GAME_LOCKED"
+    await host.command("game:lock", locked=False)
+    bob = await join("Bob")
+    assert bob["ok"]
+    third = await Recorder(server.url).connect()
+    closing.append(third)
+    await third.register("dev-third")
+    full = await third.sio.call("game:join", {"pin": pin, "nickname": "Carol"}, timeout=10)
+    assert full["error"] == "GAME_FULL"
+
+    # kick with ban: the device cannot come back
+    kicked = await host.command("game:kick", playerId=bob["playerId"], ban=True)
+    assert kicked["ok"]
+    note = await stranger.expect("game:player-kicked")
+    assert note["player_id"] == bob["playerId"] and note["banned"] is True
+    assert (await join("Bob again"))["error"] == "FORBIDDEN"
+    rejoin = await stranger.sio.call(
+        "game:rejoin",
+        {"gameId": game["id"], "playerId": bob["playerId"], "resumeToken": bob["resumeToken"]},
+        timeout=10,
+    )
+    assert rejoin["error"] == "FORBIDDEN"
+    assert alice.client.pending("game:player-kicked") == 0  # not broadcast to everyone
+
+
+async def test_pause_preserves_time_left_and_rejoin_gets_the_seat(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    host, (alice, bob), game = await _setup(server, db_url, closing, 2)
+    await host.command("game:flow:start")
+    q = None
+    while q is None or q["phase"] != "answering":
+        q = await alice.client.expect("game:question:started")
+    qid = q["question"]["id"]
+    choice = q["question"]["choices"][1]["id"]
+    await alice.answer(qid, choiceIds=[choice], answerId="alice-1")
+    paused = await host.command("game:flow:pause")
+    assert paused["ok"]
+    pause = await bob.client.expect("game:pause")
+    assert 0 < pause["remainingMs"] <= 10_000
+    refused = await bob.answer(qid, choiceIds=[choice])
+    assert refused["error"] == "WRONG_PHASE"
+
+    # alice reloads: a new socket, same device, resume token -> same seat and answer
+    await alice.client.close()
+    again = await Recorder(server.url).connect()
+    closing.append(again)
+    await again.register(alice.device_id)
+    back = await again.sio.call(
+        "game:rejoin",
+        {
+            "gameId": game["id"],
+            "playerId": alice.player_id,
+            "resumeToken": alice.ack["resumeToken"],
+            "lastSeq": 0,
+        },
+        timeout=10,
+    )
+    assert back["ok"], back
+    me = back["snapshot"]["me"]
+    assert me["playerId"] == alice.player_id and me["answer"]["answer_id"] == "alice-1"
+    assert back["snapshot"]["paused"] is True and back["snapshot"]["gameId"] == game["id"]
+    assert [e["seq"] for e in back["missed"]] == list(range(1, len(back["missed"]) + 1))
+    wrong_device = await Recorder(server.url).connect()
+    closing.append(wrong_device)
+    await wrong_device.register("dev-thief")
+    stolen = await wrong_device.sio.call(
+        "game:rejoin",
+        {
+            "gameId": game["id"],
+            "playerId": alice.player_id,
+            "resumeToken": alice.ack["resumeToken"],
+        },
+        timeout=10,
+    )
+    assert stolen["error"] == "FORBIDDEN"
+
+    await asyncio.sleep(0.3)  # real time passes while paused; it must not count
+    resumed = await host.command("game:flow:resume")
+    assert resumed["ok"]
+    resume = await bob.client.expect("game:resume")
+    left_after = resume["endsAt"] - resumed["snapshot"]["serverTime"]
+    assert abs(left_after - pause["remainingMs"]) < 1000
+    assert (await bob.answer(qid, choiceIds=[choice]))["ok"]
+
+
+async def test_late_join_and_host_reconnect(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    host, (alice,), game = await _setup(server, db_url, closing, 1)
+    await host.command("game:flow:start")
+    await next_phase(alice.client, "answering")
+    late = await join_player(server.url, game["game_code"], "Latecomer")
+    closing.append(late.client)
+    assert late.ack["snapshot"]["phase"] == "answering"
+    await host.client.close()
+    again = await connect_host(server.url, game)
+    closing.append(again.client)
+    assert (await again.command("game:flow:skip"))["ok"]
+    await alice.client.expect("game:question:ended")
