@@ -250,6 +250,22 @@ def _q(index: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
 INVALID: list[tuple[str, Callable[[dict[str, Any]], Any], list[Any]]] = [
     ("empty title", lambda d: d.update(title="   "), ["body", "title"]),
     ("long title", lambda d: d.update(title="t" * 201), ["body", "title"]),
+    ("NUL in title", lambda d: d.update(title="a\x00b"), ["body", "title"]),
+    (
+        "NUL in play_settings",
+        lambda d: d["play_settings"].update(x="\x00"),
+        ["body", "play_settings"],
+    ),
+    (
+        "javascript thumbnail",
+        lambda d: d.update(thumbnail_url="javascript:alert(1)"),
+        ["body", "thumbnail_url"],
+    ),
+    (
+        "data image",
+        lambda d: _q(0)(d).update(image_url="data:image/png;base64,AA"),
+        ["body", "questions", 0, "image_url"],
+    ),
     ("no title", lambda d: d.pop("title"), ["body", "title"]),
     ("unknown field", lambda d: d.update(colour="red"), ["body", "colour"]),
     ("bad version", lambda d: d.update(version=2), ["body", "version"]),
@@ -446,6 +462,20 @@ def test_minimal_body_and_poll_default_points(api: Api, users: dict[str, UUID]) 
     assert created["questions"][0]["points"] == 0
     assert created["questions"][0]["answering_time"] == 30
     assert created["play_settings"] == {} and created["status"] == "draft"
+
+
+def test_token_of_an_unknown_user_is_refused(api: Api, module_db_url: str) -> None:
+    before = count_sets(module_db_url)
+    response = api("POST", "/quiz-sets", uuid4(), json=doc())
+    assert response.status_code == 401 and "does not exist" in response.json()["message"]
+    assert count_sets(module_db_url) == before
+
+
+def test_urls_may_be_http_or_local_paths(api: Api, users: dict[str, UUID]) -> None:
+    quiz = create(api, users["a"], thumbnail_url="https://example.test/t.png")
+    assert quiz["thumbnail_url"] == "https://example.test/t.png"
+    quiz = create(api, users["a"], thumbnail_url="/assets/t.png")
+    assert quiz["thumbnail_url"] == "/assets/t.png"
 
 
 def test_service_key_cannot_create_without_a_user(api: Api) -> None:

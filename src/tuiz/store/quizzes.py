@@ -74,15 +74,28 @@ Difficulty = Literal["easy", "medium", "hard", "expert"]
 Status = Literal["draft", "published", "archived"]
 
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-QuestionText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+_NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+
+
+def _text(min_length: int, max_length: int) -> StringConstraints:
+    return StringConstraints(
+        strip_whitespace=True, min_length=min_length, max_length=max_length, pattern=_NO_NUL
+    )
+
+
+Title = Annotated[str, _text(1, 200)]
+ShortText = Annotated[str, _text(1, 200)]
+LongText = Annotated[str, _text(0, 2000)]
+QuestionText = Annotated[str, _text(1, 500)]
+# Images and links: absolute http(s) URLs or paths on this server (no javascript:, data:, ...).
+Url = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=2048, pattern=r"^(https?://|/)[^\s\x00]*$"
+    ),
 ]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Tag = Annotated[str, _text(1, 50)]
+Category = Annotated[str, _text(1, 100)]
 
 
 class PlaySettings(BaseModel):
@@ -102,8 +115,11 @@ class PlaySettings(BaseModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> PlaySettings:
-        if len(json.dumps(self.as_json())) > MAX_PLAY_SETTINGS_BYTES:
+        text = json.dumps(self.as_json())
+        if len(text) > MAX_PLAY_SETTINGS_BYTES:
             raise ValueError(f"play_settings is larger than {MAX_PLAY_SETTINGS_BYTES} bytes")
+        if "\\u0000" in text:
+            raise ValueError("play_settings may not contain NUL characters")
         return self
 
     def as_json(self) -> dict[str, Any]:
@@ -581,9 +597,14 @@ async def create_quiz(pool: asyncpg.Pool, caller: Caller, content: QuizContent) 
             "a quiz belongs to a user: sign in with a user's JWT"
             " (the service key has no user; use `tuiz quiz import --owner-email`)",
         )
-    async with pool.acquire() as conn, conn.transaction():
-        await become(conn, caller)
-        return await insert_content(conn, caller.user_id, content)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await become(conn, caller)
+            return await insert_content(conn, caller.user_id, content)
+    except asyncpg.ForeignKeyViolationError:
+        raise TuizError(
+            ErrorCode.UNAUTHORIZED, f"the token's user {caller.user_id} does not exist"
+        ) from None
 
 
 async def replace_content(
