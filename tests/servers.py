@@ -67,6 +67,7 @@ def run_server(
 ) -> Iterator[ServerProcess]:
     """Start `tuiz serve` on a loopback port against `database_url`; stop it afterwards."""
     port = port or free_port()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log_path = tmp_path / f"server-{port}.log"
     environment = {
         **os.environ,

@@ -95,6 +95,49 @@ def jobs_run_once(
 
 
 @app.command()
+def replay(
+    game_id: Annotated[str, typer.Argument(help="the game's id")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Rebuild a game from its event log alone and print its final state as JSON."""
+    import json
+    import uuid as uuid_mod
+
+    from tuiz.errors import TuizError
+    from tuiz.realtime.games import replay as replay_game
+    from tuiz.store.db import create_pool
+    from tuiz.store.events import EventLog
+
+    try:
+        gid = uuid_mod.UUID(game_id)
+    except ValueError:
+        typer.secho(f"error: {game_id!r} is not a game id", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+    async def run(dsn: str) -> dict[str, object]:
+        pool = await create_pool(dsn, max_size=2)
+        try:
+            game, last_seq = await replay_game(EventLog(pool), gid)
+        finally:
+            await pool.close()
+        return {
+            "game_id": game_id,
+            "last_seq": last_seq,
+            "status": game.status.value,
+            "phase": game.phase.value,
+            "question_index": game.question_index,
+            "leaderboard": game.leaderboard(),
+        }
+
+    try:
+        result = _run_db(database_url, run)
+    except TuizError as exc:
+        typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(envvar="TUIZ_HOST")] = None,
     port: Annotated[int | None, typer.Option(envvar="TUIZ_PORT")] = None,
