@@ -292,3 +292,53 @@ async def test_late_join_and_host_reconnect(
     closing.append(again.client)
     assert (await again.command("game:flow:skip"))["ok"]
     await alice.client.expect("game:question:ended")
+
+
+async def test_fifty_players_full_game(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    host, players, game = await _setup(server, db_url, closing, 0)
+    players = list(
+        await asyncio.gather(
+            *(join_player(server.url, game["game_code"], f"P{i:02d}") for i in range(50))
+        )
+    )
+    closing.extend(p.client for p in players)
+    await host.command("game:flow:start")
+    for index in range(3):
+        if index:
+            await host.command("game:flow:next")  # leaderboard
+            await host.command("game:flow:next")  # next question
+        starts = await asyncio.gather(*(next_phase(p.client, "answering") for p in players))
+        assert len({s["questionId"] for s in starts}) == 1
+        q = None
+        while q is None or q["phase"] != "answering":
+            q = await players[0].client.expect("game:question:started")
+        question = q["question"]
+        if question["type"] == "type_answer":
+            picks: list[dict[str, Any]] = [
+                {"text": "tuiz" if i % 3 else "wrong"} for i in range(50)
+            ]
+        else:
+            choices = [c["id"] for c in question["choices"]]
+            picks = [{"choiceIds": [choices[i % len(choices)]]} for i in range(50)]
+        acks = await asyncio.gather(
+            *(p.answer(question["id"], **pick) for p, pick in zip(players, picks, strict=True))
+        )
+        assert all(a["ok"] for a in acks)
+        ended = await asyncio.gather(*(p.client.expect("game:question:ended") for p in players))
+        assert sum(ended[0]["counts"].values()) == 50
+        results = await asyncio.gather(*(p.client.expect("game:player:result") for p in players))
+        assert all(r["answered"] for r in results)
+        if index == 0:
+            await host.command("game:flow:next")  # explanation
+    await host.command("game:flow:next")
+    ends = await asyncio.gather(*(p.client.expect("game:end") for p in players))
+    assert all(e["completed"] for e in ends)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        board = (await http.get(f"/games/{game['id']}/leaderboard?limit=100")).json()
+    rows = board["leaderboard"]
+    assert len(rows) == 50
+    for a, b in zip(rows, rows[1:], strict=False):  # competition ranking
+        assert a["score"] >= b["score"]
+        assert (a["rank"] == b["rank"]) == (a["score"] == b["score"])
