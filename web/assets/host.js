@@ -2,7 +2,8 @@
 import qrcode from '/vendor/qrcode.mjs';
 import { applyI18n, mountLangSwitch, onLangChange, t } from '/assets/i18n.js';
 import {
-  Connection, SHAPES, api, connectionStatus, countdown, el, readJSON, showScreen, writeJSON,
+  Connection, SHAPES, api, connectionStatus, countdown, el, normBoard, normSnapshot, readJSON,
+  showScreen, writeJSON,
 } from '/assets/net.js';
 
 const HOST_KEY = 'tuiz_host_game'; // {gameId, hostToken, pin}
@@ -99,8 +100,10 @@ $('create-form').addEventListener('submit', async (event) => {
   button.disabled = true;
   button.textContent = t('host.creating');
   try {
+    const quiz = state.quizzes.find((q) => q.id === quizId) || {};
+    const settings = { ...(quiz.play_settings || {}), auto_advance: $('auto-advance').checked };
     const game = await api('POST', '/games', {
-      quiz_set_id: quizId, device_id: conn.deviceId, player_name: 'Host', game_settings: {},
+      quiz_set_id: quizId, device_id: conn.deviceId, player_name: 'Host', game_settings: settings,
     });
     const g = game.game || game;
     state.game = { gameId: g.id, hostToken: game.host_token || g.host_token, pin: g.game_code };
@@ -149,7 +152,7 @@ async function loadPlayers() {
     const data = await api('GET', `/games/${state.game.gameId}/players?limit=500`);
     const list = Array.isArray(data) ? data : (data.players || data.items || []);
     for (const p of list) {
-      if (p.is_host) continue;
+      if (p.is_host || p.kicked) continue;
       state.players.set(p.id || p.playerId, p.player_name || p.name);
     }
     render();
@@ -158,7 +161,8 @@ async function loadPlayers() {
   }
 }
 
-function applySnapshot(s) {
+function applySnapshot(raw) {
+  const s = normSnapshot(raw);
   if (!s) return;
   state.game.pin = s.pin || state.game.pin;
   writeJSON(localStorage, HOST_KEY, state.game);
@@ -176,7 +180,9 @@ function applySnapshot(s) {
   state.question = s.question || null;
   state.endsAt = s.phaseEndsAt ?? (s.timeLeftMs != null ? conn.now() + s.timeLeftMs : null);
   if (s.leaderboard) state.leaderboard = s.leaderboard;
-  for (const p of s.players || []) state.players.set(p.playerId || p.id, p.name || p.player_name);
+  for (const p of s.players || []) state.players.set(p.playerId || p.player_id || p.id, p.name || p.player_name);
+  if (s.answerCounts) state.counts = s.answerCounts;
+  if (s.answeredCount != null) state.answered = s.answeredCount;
   if (s.phase === 'podium' || s.phase === 'ended') {
     state.completed = s.phase === 'podium';
     state.podium = s.leaderboard || [];
@@ -202,11 +208,9 @@ const HANDLERS = {
   'game:phase:change': (d) => {
     state.phase = d.phase;
     state.endsAt = d.endsAt ?? null;
+    // A new question's text follows at once in game:question:started; draw then.
     if (d.questionId && (!state.question || state.question.id !== d.questionId)
-        && (d.phase === 'question' || d.phase === 'answering')) {
-      refreshState();
-      return;
-    }
+        && (d.phase === 'question' || d.phase === 'answering')) return;
     render();
   },
   'game:question:started': (d) => {
@@ -241,7 +245,7 @@ const HANDLERS = {
     render();
   },
   'game:leaderboard:update': (d) => {
-    state.leaderboard = d.leaderboard || [];
+    state.leaderboard = normBoard(d.leaderboard) || [];
     if (state.phase === 'answer_reveal' || state.phase === 'explanation') state.phase = 'leaderboard';
     render();
   },
@@ -253,7 +257,7 @@ const HANDLERS = {
   },
   'game:end': (d) => {
     state.completed = d.completed !== false;
-    state.podium = d.podium || state.leaderboard;
+    state.podium = normBoard(d.podium) || state.leaderboard;
     state.phase = state.completed ? 'podium' : 'ended';
     render();
     loadReport();
@@ -503,7 +507,8 @@ function renderPodium() {
     el('div', { class: 'who', text: e.name }),
     el('div', { class: 'muted', text: t('host.points', { n: e.score }) }),
     el('div', { class: 'block', text: String(e.rank) }))));
-  $('hp-list').replaceChildren(...leaderboardItems(list));
+  const full = state.leaderboard && state.leaderboard.length > list.length ? state.leaderboard : list;
+  $('hp-list').replaceChildren(...leaderboardItems(full));
   go('podium');
   if (!state.report && !state.reportError) loadReport();
   renderReport();
@@ -528,12 +533,12 @@ function renderReport() {
   const table = el('table', {}, el('caption', { class: 'visually-hidden', text: t('host.report') }),
     el('thead', {}, head), el('tbody', {}, ...rows));
   const questions = r.questions || [];
-  const qHead = el('tr', {}, ...['report.question', 'report.answered', 'report.correct']
+  const qHead = el('tr', {}, ...['report.question', 'report.answered', 'report.correctRate']
     .map((k) => el('th', { scope: 'col', text: t(k) })));
   const qRows = questions.map((q, i) => el('tr', {},
     el('td', { text: `${i + 1}. ${q.text ?? q.question_text ?? ''}` }),
     el('td', { text: String(q.answered ?? q.answers ?? '') }),
-    el('td', { text: String(q.correct ?? q.correct_count ?? '') })));
+    el('td', { text: q.correct_rate == null ? '–' : `${Math.round(q.correct_rate * 100)}%` })));
   const parts = [table];
   if (questions.length) {
     parts.push(el('table', { style: 'margin-top:1rem' }, el('thead', {}, qHead), el('tbody', {}, ...qRows)));

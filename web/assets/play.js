@@ -2,7 +2,8 @@
 // a lost network returns to the same seat (game:rejoin with the stored resume token).
 import { applyI18n, mountLangSwitch, onLangChange, t } from '/assets/i18n.js';
 import {
-  Connection, SHAPES, connectionStatus, countdown, el, readJSON, showScreen, uuid, writeJSON,
+  Connection, SHAPES, connectionStatus, countdown, el, normBoard, normSnapshot, readJSON,
+  showScreen, uuid, writeJSON,
 } from '/assets/net.js';
 
 const SEAT_KEY = 'tuiz_seat'; // {gameId, playerId, resumeToken, lastSeq, name, pin}
@@ -152,21 +153,8 @@ for (const id of ['again-final', 'again-kicked']) {
 
 // -- snapshot and events ----------------------------------------------------------------
 
-function normaliseAnswer(a, questionId) {
-  if (!a) return null;
-  const choiceIds = a.choiceIds || a.choice_ids || (a.answer ? [a.answer] : []);
-  return {
-    questionId: a.questionId || a.question_id || questionId,
-    answerId: a.answerId || a.answer_id || null,
-    choiceIds: [...choiceIds],
-    text: a.text ?? null,
-    acked: true,
-    correct: a.correct,
-    points: a.points,
-  };
-}
-
-function applySnapshot(s) {
+function applySnapshot(raw) {
+  const s = normSnapshot(raw);
   if (!s) return;
   state.phase = s.phase;
   state.totalQuestions = s.totalQuestions || state.totalQuestions;
@@ -185,8 +173,8 @@ function applySnapshot(s) {
   if (typeof me.score === 'number') state.score = me.score;
   if (me.rank != null) state.rank = me.rank;
   if (state.seat && me.name) { state.seat.name = me.name; saveSeat(); }
-  const answer = normaliseAnswer(me.answer, q && q.id);
-  if (answer && q && answer.questionId === q.id) state.answer = answer;
+  const answer = me.answer ? { ...me.answer, questionId: q && q.id, acked: true } : null;
+  if (answer && q) state.answer = answer;
   else if (!state.answer || !q || state.answer.questionId !== q.id) state.answer = null;
   if (state.seat && typeof s.lastSeq === 'number' && s.lastSeq > (state.seat.lastSeq || 0)) {
     state.seat.lastSeq = s.lastSeq;
@@ -205,10 +193,8 @@ const HANDLERS = {
     const changedQuestion = d.questionId && (!state.question || state.question.id !== d.questionId);
     state.phase = d.phase;
     state.endsAt = d.endsAt ?? null;
-    if (changedQuestion && (d.phase === 'question' || d.phase === 'answering')) {
-      refreshState(); // question text arrives with game:question:started; fetch it if we missed it
-      return;
-    }
+    // A new question's text follows at once in game:question:started; draw then.
+    if (changedQuestion && (d.phase === 'question' || d.phase === 'answering')) return;
     render();
   },
   'game:question:started': (d) => {
@@ -246,7 +232,7 @@ const HANDLERS = {
   },
   'game:explanation:hide': () => {},
   'game:leaderboard:update': (d) => {
-    state.leaderboard = d.leaderboard || [];
+    state.leaderboard = normBoard(d.leaderboard) || [];
     const me = state.leaderboard.find((e) => e.playerId === (state.seat && state.seat.playerId));
     if (me) { state.score = me.score; state.rank = me.rank; }
     if (state.phase === 'answer_reveal' || state.phase === 'explanation') state.phase = 'leaderboard';
@@ -260,7 +246,7 @@ const HANDLERS = {
   },
   'game:end': (d) => {
     state.completed = d.completed !== false;
-    state.podium = d.podium || [];
+    state.podium = normBoard(d.podium) || [];
     state.phase = state.completed ? 'podium' : 'ended';
     const me = state.podium.find((e) => e.playerId === (state.seat && state.seat.playerId));
     if (me) { state.score = me.score; state.rank = me.rank; }
@@ -394,6 +380,9 @@ function renderQuestion() {
   if (!q) return renderWaiting();
   $('q-number').textContent = t('play.question', { n: (q.index ?? 0) + 1, total: state.totalQuestions || '?' });
   $('q-text').textContent = q.text;
+  $('q-name').textContent = state.seat.name || '';
+  $('q-score').textContent = t('play.score', { n: state.score });
+  $('q-score').dataset.value = String(state.score);
   const timer = $('q-timer');
   if (state.endsAt && !state.paused) {
     stopTimer = countdown(conn, state.endsAt, (left) => {
@@ -482,7 +471,7 @@ function renderResult() {
   } else if (poll || r.correct == null) {
     headline = t('play.pollDone');
     cls = 'neutral';
-  } else if (!state.answer && !r.correct && !r.points) {
+  } else if (r.answered === false || (!state.answer && !r.correct && !r.points)) {
     headline = t('play.noAnswer');
     cls = 'incorrect';
   } else {
@@ -548,7 +537,8 @@ function renderFinal() {
   }
   me.dataset.score = String(state.score);
   me.dataset.rank = state.rank != null ? String(state.rank) : '';
-  $('final-list').replaceChildren(...leaderboardItems(state.podium || state.leaderboard));
+  const list = state.leaderboard.length >= (state.podium || []).length ? state.leaderboard : state.podium;
+  $('final-list').replaceChildren(...leaderboardItems(list));
   go('final');
 }
 

@@ -1,0 +1,378 @@
+"""The host, player and admin pages in Chromium against a real tuiz server and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import SERVICE_KEY, Pages, QuestionSpec, db_fetch, insert_quiz
+from tests.servers import ServerProcess
+
+Shot = Callable[[Page, str], None]
+
+GAME_QUIZ = [
+    QuestionSpec(
+        "multiple_choice",
+        "What is the capital of Japan?",
+        [("Osaka", False), ("Tokyo", True), ("Kyoto", False), ("Sapporo", False)],
+        explanation=("Tokyo", "Tokyo has been the capital since 1868."),
+    ),
+    QuestionSpec(
+        "multi_select",
+        "Which of these are prime numbers?",
+        [("2", True), ("3", True), ("4", False), ("9", False)],
+    ),
+    QuestionSpec("type_answer", "Which planet is the largest?", accepted=["Jupiter"]),
+]
+
+SHORT_QUIZ = [
+    QuestionSpec(
+        "true_false", "The Pacific is the largest ocean.", [("True", True), ("False", False)]
+    ),
+    QuestionSpec("poll", "Which season do you like best?", [("Spring", False), ("Autumn", False)]),
+]
+
+
+@pytest.fixture(scope="module")
+def quizzes(server: ServerProcess, module_db_url: str) -> dict[str, str]:
+    return {
+        "game": insert_quiz(module_db_url, "E2E three questions", GAME_QUIZ),
+        "short": insert_quiz(module_db_url, "E2E short", SHORT_QUIZ),
+    }
+
+
+def in_screen(page: Page, name: str) -> Any:
+    return page.locator(f'section[data-screen="{name}"]')
+
+
+def host_game(pages: Pages, quiz_id: str, shot: Shot | None = None) -> tuple[Page, str]:
+    """Open /host, create a game from `quiz_id` (advanced by Next); returns the page and PIN."""
+    host = pages.new("host", phone=False)
+    host.goto("/host")
+    expect(in_screen(host, "setup")).to_be_visible()
+    expect(host.locator(f'#quiz-select option[value="{quiz_id}"]')).to_have_count(1)
+    host.select_option("#quiz-select", quiz_id)
+    host.get_by_label("Advance automatically").uncheck()
+    if shot:
+        shot(host, "host-01-setup")
+    host.get_by_role("button", name="Create game").click()
+    expect(in_screen(host, "lobby")).to_be_visible()
+    pin = host.locator("#lobby-pin")
+    expect(pin).to_have_text(re.compile(r"^\d{6}$"))
+    return host, pin.inner_text()
+
+
+def join(pages: Pages, pin: str, name: str, shot: Shot | None = None) -> Page:
+    player = pages.new(f"player {name}")
+    player.goto(f"/play?pin={pin}")
+    expect(player.get_by_label("Game PIN")).to_have_value(pin)
+    player.get_by_label("Nickname").fill(name)
+    if shot:
+        shot(player, "player-01-join")
+    player.get_by_role("button", name="Join").click()
+    expect(in_screen(player, "waiting")).to_be_visible()
+    expect(player.locator("#waiting-name")).to_contain_text(name)
+    return player
+
+
+def seat(player: Page) -> dict[str, Any]:
+    value: dict[str, Any] = player.evaluate("JSON.parse(localStorage.getItem('tuiz_seat'))")
+    return value
+
+
+def host_next(host: Page) -> None:
+    host.get_by_role("button", name="Next", exact=True).click()
+
+
+def open_answering(host: Page, players: list[Page], text: str) -> None:
+    """The question is shown (waiting for Next without auto-advance); Next opens answering."""
+    expect(host.locator("#hq-text")).to_have_text(text)
+    expect(host.locator("#hq-ready")).to_be_visible()
+    for p in players:
+        expect(p.locator("#q-text")).to_have_text(text)
+    host_next(host)
+    expect(host.locator("#hq-ready")).to_be_hidden()
+
+
+def scores_in_db(db_url: str, game_id: str) -> dict[str, int]:
+    rows = db_fetch(
+        db_url,
+        "SELECT player_id::text AS player_id, score FROM public.game_player_data"
+        " WHERE game_id = $1::uuid",
+        game_id,
+    )
+    return {r["player_id"]: r["score"] for r in rows}
+
+
+def wait_for_db_scores(db_url: str, game_id: str, expected: dict[str, int]) -> dict[str, int]:
+    """The projection is written shortly after the events; poll PostgreSQL (not the page)."""
+    import time
+
+    deadline = time.monotonic() + 15
+    found = scores_in_db(db_url, game_id)
+    while found != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = scores_in_db(db_url, game_id)
+    return found
+
+
+def test_full_game_one_host_three_phones(
+    pages: Pages, quizzes: dict[str, str], module_db_url: str, shot: Shot
+) -> None:
+    host, pin = host_game(pages, quizzes["game"], shot)
+    shot(host, "host-02-lobby-empty")
+    aki = join(pages, pin, "Aki", shot)
+    ben = join(pages, pin, "Ben")
+    chika = join(pages, pin, "Chika")
+    players = [aki, ben, chika]
+    shot(aki, "player-02-waiting")
+    expect(host.locator("#player-list li")).to_have_count(3)
+    expect(host.locator("#qr")).to_have_attribute("src", re.compile(r"^data:image/"))
+    expect(host.locator("#join-url")).to_have_attribute("href", re.compile(rf"/play\?pin={pin}$"))
+    shot(host, "host-03-lobby")
+    game_id = seat(aki)["gameId"]
+
+    host.get_by_role("button", name="Start game").click()
+
+    # Q1 multiple choice: Aki and Chika right, Ben wrong.
+    open_answering(host, players, GAME_QUIZ[0].text)
+    expect(aki.get_by_role("button", name="Tokyo")).to_be_visible()
+    shot(aki, "player-03-multiple-choice")
+    shot(host, "host-04-question")
+    aki.get_by_role("button", name="Tokyo").click()
+    expect(aki.get_by_text("Answer received")).to_be_visible()
+    shot(aki, "player-04-answer-received")
+    expect(host.locator("#hq-answered")).to_have_text("1 of 3 answered")
+    ben.get_by_role("button", name="Osaka").click()
+    chika.get_by_role("button", name="Tokyo").click()
+    # Everyone answered: answering closes early and the reveal shows the distribution.
+    expect(in_screen(host, "reveal")).to_be_visible()
+    correct_row = host.locator("#hr-chart .bar-row.correct")
+    expect(correct_row).to_have_count(1)
+    expect(correct_row).to_contain_text("Tokyo")
+    expect(correct_row).to_have_attribute("data-count", "2")
+    expect(host.locator('#hr-chart .bar-row[data-correct="false"]').first).to_have_attribute(
+        "data-count", "1"
+    )
+    shot(host, "host-05-reveal")
+    expect(aki.locator("#result-headline")).to_have_text("Correct!")
+    expect(ben.locator("#result-headline")).to_have_text("Incorrect")
+    expect(ben.locator("#result-points")).to_have_text("+0 points")
+    shot(aki, "player-05-correct")
+    shot(ben, "player-06-incorrect")
+    host_next(host)
+    expect(host.locator("#hr-explanation")).to_be_visible()
+    expect(host.locator("#hr-expl-text")).to_have_text("Tokyo has been the capital since 1868.")
+    expect(aki.locator("#result-explanation")).to_be_visible()
+    shot(host, "host-06-explanation")
+    host_next(host)
+    expect(in_screen(host, "leaderboard")).to_be_visible()
+    expect(host.locator("#hl-list li")).to_have_count(3)
+    expect(in_screen(aki, "leaderboard")).to_be_visible()
+    shot(host, "host-07-leaderboard")
+    shot(aki, "player-07-leaderboard")
+    host_next(host)
+
+    # Q2 multi-select: Aki exactly right, Ben partly, Chika wrong.
+    open_answering(host, players, GAME_QUIZ[1].text)
+    for p, picks in ((aki, ["2", "3"]), (ben, ["2"]), (chika, ["4", "9"])):
+        for label in picks:
+            p.get_by_role("button", name=label, exact=True).click()
+            expect(p.get_by_role("button", name=label, exact=True)).to_have_attribute(
+                "aria-pressed", "true"
+            )
+        if p is aki:
+            shot(aki, "player-08-multi-select")
+        p.get_by_role("button", name="Submit answer").click()
+        expect(p.get_by_text("Answer received")).to_be_visible()
+    expect(in_screen(host, "reveal")).to_be_visible()
+    expect(host.locator("#hr-chart .bar-row.correct")).to_have_count(2)
+    expect(aki.locator("#result-headline")).to_have_text("Correct!")
+    expect(chika.locator("#result-headline")).to_have_text("Incorrect")
+    host_next(host)  # no explanation: straight to the leaderboard
+    expect(in_screen(host, "leaderboard")).to_be_visible()
+    host_next(host)
+
+    # Q3 type answer: matched trimmed and case-insensitively.
+    open_answering(host, players, GAME_QUIZ[2].text)
+    for p, text in ((aki, "jupiter"), (ben, " Jupiter "), (chika, "Saturn")):
+        box = p.get_by_role("textbox", name="Your answer")
+        box.fill(text)
+        if p is aki:
+            shot(aki, "player-09-type-answer")
+        p.get_by_role("button", name="Submit answer").click()
+        expect(p.get_by_text("Answer received")).to_be_visible()
+    expect(in_screen(host, "reveal")).to_be_visible()
+    expect(host.locator("#hr-accepted")).to_contain_text("Jupiter")
+    expect(ben.locator("#result-headline")).to_have_text("Correct!")
+    expect(chika.locator("#result-headline")).to_have_text("Incorrect")
+    host_next(host)
+    expect(in_screen(host, "leaderboard")).to_be_visible()
+    host_next(host)
+
+    # Podium: host and phones show the final scores, and they are PostgreSQL's.
+    expect(in_screen(host, "podium")).to_be_visible()
+    expect(host.locator("#hp-podium .step")).to_have_count(3)
+    expect(host.locator("#report table").first).to_be_visible()
+    rows = host.locator("#hp-list li")
+    expect(rows).to_have_count(3)
+    shown_host = {
+        rows.nth(i).get_attribute("data-player-id"): int(rows.nth(i).get_attribute("data-score"))
+        for i in range(3)
+    }
+    shown_phones = {}
+    for p in players:
+        expect(in_screen(p, "final")).to_be_visible()
+        final = p.locator("#final-me")
+        expect(final).to_have_attribute("data-score", re.compile(r"^\d+$"))
+        shown_phones[seat(p)["playerId"]] = int(final.get_attribute("data-score"))
+    shot(host, "host-08-podium")
+    shot(aki, "player-10-final")
+    assert shown_host == shown_phones
+    assert shown_host[seat(aki)["playerId"]] > shown_host[seat(ben)["playerId"]] > 0
+    assert wait_for_db_scores(module_db_url, game_id, shown_host) == shown_host
+
+    with host.expect_download() as download:
+        host.get_by_role("button", name="Download CSV").click()
+    csv_text = open(download.value.path(), encoding="utf-8").read()
+    assert "Aki" in csv_text and "Chika" in csv_text
+
+
+def test_reload_mid_question_keeps_seat_score_and_answer(
+    pages: Pages, quizzes: dict[str, str], module_db_url: str, shot: Shot
+) -> None:
+    host, pin = host_game(pages, quizzes["short"])
+    dana = join(pages, pin, "Dana")
+    eri = join(pages, pin, "Eri")
+    expect(host.locator("#player-list li")).to_have_count(2)
+    before = seat(dana)
+    host.get_by_role("button", name="Start game").click()
+
+    open_answering(host, [dana, eri], SHORT_QUIZ[0].text)
+    dana.get_by_role("button", name="True").click()
+    expect(dana.get_by_text("Answer received")).to_be_visible()
+    host.get_by_role("button", name="Skip (close answers)").click()
+    expect(dana.locator("#result-headline")).to_have_text("Correct!")
+    score = int(dana.locator("#result-score").get_attribute("data-value") or "0")
+    assert score > 0
+    host_next(host)
+    expect(in_screen(host, "leaderboard")).to_be_visible()
+    host_next(host)
+
+    open_answering(host, [dana, eri], SHORT_QUIZ[1].text)
+    dana.get_by_role("button", name="Autumn").click()
+    expect(dana.get_by_text("Answer received")).to_be_visible()
+    expect(dana.locator("#q-score")).to_have_attribute("data-value", str(score))
+
+    dana.reload()
+    expect(in_screen(dana, "question")).to_be_visible()
+    expect(dana.get_by_text("Answer received")).to_be_visible()
+    expect(dana.locator("#q-my-answer")).to_have_text("Autumn")
+    expect(dana.locator("#q-score")).to_have_attribute("data-value", str(score))
+    expect(dana.locator("#q-text")).to_have_text(SHORT_QUIZ[1].text)
+    shot(dana, "player-11-after-reload")
+    after = seat(dana)
+    assert after["playerId"] == before["playerId"]
+    assert after["gameId"] == before["gameId"]
+    expect(host.locator("#hq-answered")).to_have_text("1 of 2 answered")
+
+    host.get_by_role("button", name="Skip (close answers)").click()
+    expect(in_screen(host, "reveal")).to_be_visible()
+    expect(host.locator('#hr-chart .bar-row[data-count="1"]')).to_contain_text("Autumn")
+    expect(dana.locator("#result-headline")).to_have_text("Thanks for voting")
+    expect(dana.locator("#result-score")).to_have_attribute("data-value", str(score))
+    ids = db_fetch(
+        module_db_url,
+        "SELECT id::text AS id FROM public.players WHERE game_id = $1::uuid AND NOT is_host",
+        before["gameId"],
+    )
+    assert len(ids) == 2  # the reload did not create a second seat
+
+
+def test_wrong_pin_locked_game_taken_nickname_and_kick(
+    pages: Pages, quizzes: dict[str, str], shot: Shot
+) -> None:
+    host, pin = host_game(pages, quizzes["short"])
+    wrong = "100000" if pin != "100000" else "100001"
+
+    visitor = pages.new("visitor")
+    visitor.goto("/play")
+    visitor.get_by_label("Game PIN").fill(wrong)
+    visitor.get_by_label("Nickname").fill("Fumi")
+    visitor.get_by_role("button", name="Join").click()
+    expect(visitor.get_by_role("alert")).to_have_text(
+        "No game with that PIN. Check the number and try again."
+    )
+    shot(visitor, "player-12-wrong-pin")
+
+    gen = join(pages, pin, "Gen")
+    visitor.get_by_label("Game PIN").fill(pin)
+    visitor.get_by_label("Nickname").fill("Gen")
+    visitor.get_by_role("button", name="Join").click()
+    expect(visitor.get_by_role("alert")).to_have_text(
+        "That nickname is already taken. Choose another."
+    )
+
+    host.get_by_role("button", name="Lock game").click()
+    expect(host.locator("#lock-status")).to_have_text("Locked: no new players can join.")
+    shot(host, "host-09-locked")
+    visitor.get_by_label("Nickname").fill("Fumi")
+    visitor.get_by_role("button", name="Join").click()
+    expect(visitor.get_by_role("alert")).to_have_text(
+        "This game is locked. Ask the host to unlock it."
+    )
+    shot(visitor, "player-13-locked")
+
+    host.get_by_role("button", name="Kick Gen").click()
+    expect(in_screen(gen, "kicked")).to_be_visible()
+    expect(gen.get_by_role("heading")).to_have_text("The host removed you from the game.")
+    expect(host.locator("#player-list li")).to_have_count(0)
+    shot(gen, "player-14-kicked")
+    # The kicked seat is gone from storage: a reload shows the join form, not the game.
+    gen.reload()
+    expect(in_screen(gen, "join")).to_be_visible()
+
+
+def test_landing_and_language_switch(pages: Pages, shot: Shot) -> None:
+    page = pages.new("landing", locale="ja-JP")
+    page.goto("/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("ライブクイズ")
+    expect(page.locator("html")).to_have_attribute("lang", "ja")
+    shot(page, "landing-ja")
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Live quiz games")
+    expect(page.get_by_role("button", name="English")).to_have_attribute("aria-pressed", "true")
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Live quiz games")
+    shot(page, "landing-en")
+    page.get_by_role("link", name="Join a game").click()
+    expect(page).to_have_url(re.compile(r"/play$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Join a game")
+    page.get_by_role("button", name="日本語").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("ゲームに参加する")
+    expect(page.get_by_label("ニックネーム")).to_be_visible()
+    shot(page, "player-join-ja")
+
+
+def test_admin_dashboard(pages: Pages, quizzes: dict[str, str], shot: Shot) -> None:
+    host, _ = host_game(pages, quizzes["short"])
+    admin = pages.new("admin", phone=False)
+    admin.goto("/admin")
+    admin.get_by_label("Service key").fill(SERVICE_KEY)
+    admin.get_by_role("button", name="Open dashboard").click()
+    expect(in_screen(admin, "dashboard")).to_be_visible()
+    expect(admin.locator("#active")).to_have_text(re.compile(r"^[1-9]\d*$"))
+    expect(admin.locator("#daily svg rect").first).to_be_visible()
+    expect(admin.locator("#completion li").first).to_contain_text("quiz")
+    expect(admin.locator("#recent tbody tr").first).to_be_visible()
+    expect(admin.get_by_role("link", name="Report").first).to_have_attribute(
+        "href", re.compile(r"^/games/[0-9a-f-]{36}/report$")
+    )
+    shot(admin, "admin-dashboard")
+    assert admin.evaluate("sessionStorage.getItem('tuiz_service_key')") == SERVICE_KEY
+    assert admin.evaluate("localStorage.getItem('tuiz_service_key')") is None
+    host.close()
