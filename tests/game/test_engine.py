@@ -470,7 +470,7 @@ def test_pause_keeps_time_left() -> None:
         None,
         None,
     )
-    assert g.time_left(opened + 99_000) == 18_000
+    assert g.time_left(opened + 99_000) == 18_000 and g.remaining_ms == 18_000
     assert g.handle(Tick(None), opened + 10**7) == []  # no deadline runs while paused
     refused(g, Pause(HOST), opened + 50_000, ErrorCode.WRONG_PHASE)
     assert g.handle(Resume(HOST), opened + 100_000) == [
@@ -944,3 +944,24 @@ def test_decide_does_not_mutate() -> None:
     before = copy.deepcopy(vars(g))
     events = g.decide(Tick(None), T0 + 10**6)
     assert events and vars(g) == before
+
+
+def test_skipping_before_answers_open_keeps_streaks() -> None:
+    q = quiz(mc("q1", show_question_time=0), mc("q2"))
+    g = new_game(q, streak_bonus=True, auto_advance=False)
+    join(g, "p1")
+    g.handle(Start(HOST), T0)
+    answer(g, "p1", T0, "a")
+    g.handle(Next(HOST), T0)  # leaderboard
+    g.handle(Next(HOST), T0)  # q2 shown
+    g.handle(Skip(HOST), T0)  # skipped before anyone could answer
+    assert g.players["p1"].streak == 1
+
+
+def test_late_joiner_missing_the_running_question_keeps_a_zero_streak() -> None:
+    g = new_game()
+    join(g, "p1")
+    opened = answering(g)
+    join(g, "late", now=opened + 1)
+    g.handle(Skip(HOST), opened + 2)
+    assert g.players["late"].streak == 0 and g.players["late"].score == 0

@@ -9,6 +9,12 @@ Time: `now` is the server's clock in ms. Every command first catches up with dea
 passed (a late timer must not change outcomes): each overdue phase ends *at its deadline*,
 not at `now`. The answering deadline is inclusive: an answer at exactly `phase_ends_at` is
 accepted, so answering closes at `phase_ends_at + 1`, which is what `next_deadline` returns.
+
+Seats: a `Join` from a device that already holds a seat is a reconnection (a
+`PlayerConnection` event if it was away, else nothing), accepted even when locked, full or
+finished. A kicked seat stays in `players` (`kicked=True`, for reports); its device may join
+again as a new seat (new id, zero score) unless banned. Late joiners (setting `late_join`)
+may join in any phase but answer only questions that open after they joined.
 """
 
 from __future__ import annotations
@@ -617,7 +623,7 @@ class Game:
         if clock.phase is not Phase.ANSWERING:
             raise refuse(ErrorCode.TOO_LATE, "answering is closed for this question")
         assert clock.ends_at is not None
-        if now > clock.ends_at:
+        if now > clock.ends_at:  # pragma: no cover - the catch-up has closed answering by then
             raise refuse(ErrorCode.TOO_LATE, "answering is closed for this question")
         # Answering opened during this decision's catch-up: the sets are not applied yet.
         opened_now = (
@@ -712,9 +718,10 @@ class Game:
         elif event.phase is Phase.ANSWER_REVEAL:
             question = self.quiz.questions[event.question_index]
             if question.type is not QuestionType.POLL:
-                for p in self.players.values():
-                    if question.id not in p.answers:
-                        p.streak = 0  # a missed question breaks the streak
+                for player_id in self._eligible:  # empty when skipped before answers opened
+                    player = self.players[player_id]
+                    if question.id not in player.answers:
+                        player.streak = 0  # a missed question breaks the streak
             self._eligible, self._waiting = set(), set()
         elif event.phase in FINISHED_PHASES:
             self._eligible, self._waiting = set(), set()
