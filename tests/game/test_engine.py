@@ -471,12 +471,14 @@ def test_pause_keeps_time_left() -> None:
         None,
     )
     assert g.time_left(opened + 99_000) == 18_000 and g.remaining_ms == 18_000
+    assert g.paused_at == opened + 12_000
     assert g.handle(Tick(None), opened + 10**7) == []  # no deadline runs while paused
     refused(g, Pause(HOST), opened + 50_000, ErrorCode.WRONG_PHASE)
     assert g.handle(Resume(HOST), opened + 100_000) == [
         GameResumed(opened + 100_000, opened + 118_000)
     ]
     assert (g.status, g.paused, g.phase_ends_at) == (GameStatus.ACTIVE, False, opened + 118_000)
+    assert g.paused_at is None
     assert g.time_left(opened + 100_000) == 18_000
     refused(g, Resume(HOST), opened + 100_001, ErrorCode.WRONG_PHASE)
 

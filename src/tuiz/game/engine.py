@@ -96,6 +96,7 @@ class Clock:
     ends_at: int | None = None
     paused: bool = False
     remaining_ms: int | None = None  # while paused: what was left of the phase
+    paused_at: int | None = None
 
     def due_at(self) -> int | None:
         """When a Tick changes something; answering stays open through its deadline ms."""
@@ -108,10 +109,16 @@ class Clock:
             return Clock(event.phase, event.question_index, event.at, event.ends_at)
         if isinstance(event, GamePaused):
             return dataclasses.replace(
-                self, paused=True, ends_at=None, remaining_ms=event.remaining_ms
+                self,
+                paused=True,
+                ends_at=None,
+                remaining_ms=event.remaining_ms,
+                paused_at=event.at,
             )
         if isinstance(event, GameResumed):
-            return dataclasses.replace(self, paused=False, ends_at=event.ends_at, remaining_ms=None)
+            return dataclasses.replace(
+                self, paused=False, ends_at=event.ends_at, remaining_ms=None, paused_at=None
+            )
         return self
 
 
@@ -211,6 +218,10 @@ class Game:
     @property
     def paused(self) -> bool:
         return self.clock.paused
+
+    @property
+    def paused_at(self) -> int | None:
+        return self.clock.paused_at
 
     @property
     def remaining_ms(self) -> int | None:
