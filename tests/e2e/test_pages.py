@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,7 +189,8 @@ def test_full_game_one_host_three_phones(
         if p is aki:
             shot(aki, "player-08-multi-select")
         p.get_by_role("button", name="Submit answer").click()
-        expect(p.get_by_text("Answer received")).to_be_visible()
+        if p is not chika:  # the last answer closes answering at once
+            expect(p.get_by_text("Answer received")).to_be_visible()
     expect(in_screen(host, "reveal")).to_be_visible()
     expect(host.locator("#hr-chart .bar-row.correct")).to_have_count(2)
     expect(aki.locator("#result-headline")).to_have_text("Correct!")
@@ -205,14 +207,13 @@ def test_full_game_one_host_three_phones(
         if p is aki:
             shot(aki, "player-09-type-answer")
         p.get_by_role("button", name="Submit answer").click()
-        expect(p.get_by_text("Answer received")).to_be_visible()
+        if p is not chika:
+            expect(p.get_by_text("Answer received")).to_be_visible()
     expect(in_screen(host, "reveal")).to_be_visible()
     expect(host.locator("#hr-accepted")).to_contain_text("Jupiter")
     expect(ben.locator("#result-headline")).to_have_text("Correct!")
     expect(chika.locator("#result-headline")).to_have_text("Incorrect")
-    host_next(host)
-    expect(in_screen(host, "leaderboard")).to_be_visible()
-    host_next(host)
+    host_next(host)  # after the last question's reveal: the podium
 
     # Podium: host and phones show the final scores, and they are PostgreSQL's.
     expect(in_screen(host, "podium")).to_be_visible()
@@ -238,7 +239,7 @@ def test_full_game_one_host_three_phones(
 
     with host.expect_download() as download:
         host.get_by_role("button", name="Download CSV").click()
-    csv_text = open(download.value.path(), encoding="utf-8").read()
+    csv_text = Path(download.value.path()).read_text(encoding="utf-8")
     assert "Aki" in csv_text and "Chika" in csv_text
 
 

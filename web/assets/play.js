@@ -488,7 +488,7 @@ function renderResult() {
   const correctIds = (state.reveal && state.reveal.correctChoiceIds) || [];
   const accepted = (state.reveal && state.reveal.acceptedAnswers) || [];
   const correctText = correctIds.map(choiceLabel).filter(Boolean).concat(accepted).join(', ');
-  $('result-correct').textContent = correctText && !poll ? `${t('host.correctMark')}: ${correctText}` : '';
+  $('result-correct').textContent = correctText && !poll ? t('play.correctAnswer', { list: correctText }) : '';
   const ex = state.explanation;
   const exBox = $('result-explanation');
   if (state.phase === 'explanation' && ex && (ex.title || ex.text)) {
