@@ -23,6 +23,7 @@ from tuiz.context import AppContext
 from tuiz.jobs import maintenance
 from tuiz.logs import get_logger
 from tuiz.realtime import jsoncodec
+from tuiz.realtime.fastemit import FastEmitManager
 from tuiz.realtime.game_sockets import GameSockets
 from tuiz.realtime.games import GameHub
 from tuiz.realtime.server import Realtime
@@ -149,7 +150,9 @@ def create_app(settings: Settings | None = None) -> Any:
 
     redis_url = ctx.settings.redis_url
     sio = socketio.AsyncServer(
-        client_manager=RedisFanout(redis_url, metrics=ctx.metrics) if redis_url else None,
+        client_manager=(
+            RedisFanout(redis_url, metrics=ctx.metrics) if redis_url else FastEmitManager()
+        ),
         async_mode="asgi",
         cors_allowed_origins=ctx.settings.cors_origin_list,
         logger=False,

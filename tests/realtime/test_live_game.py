@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -339,6 +340,6 @@ async def test_fifty_players_full_game(
         board = (await http.get(f"/games/{game['id']}/leaderboard?limit=100")).json()
     rows = board["leaderboard"]
     assert len(rows) == 50
-    for a, b in zip(rows, rows[1:], strict=False):  # competition ranking
+    for a, b in itertools.pairwise(rows):  # competition ranking
         assert a["score"] >= b["score"]
         assert (a["rank"] == b["rank"]) == (a["score"] == b["score"])

@@ -292,7 +292,7 @@ async def join_game(request: Request, game_id: str, body: JoinBody) -> Any:
 
 
 def _players(runner: GameRunner) -> list[dict[str, Any]]:
-    ranks = {row["player_id"]: row["rank"] for row in runner.game.leaderboard()}
+    ranks = runner.game.ranks()
     return [
         {
             "id": p.id,
@@ -387,7 +387,7 @@ async def leaderboard(
     runner = await _runner(request, game_id)
     return {
         "leaderboard": runner.game.leaderboard(limit),
-        "total": len(runner.game.players),
+        "total": sum(1 for _ in runner.game.seated()),
     }
 
 

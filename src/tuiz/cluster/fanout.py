@@ -29,6 +29,7 @@ from redis.backoff import NoBackoff
 
 from tuiz.logs import get_logger
 from tuiz.metrics import Metrics
+from tuiz.realtime.fastemit import FastEmitManager
 
 log = get_logger(__name__)
 
@@ -50,7 +51,7 @@ class FanoutState:
         return asdict(self)
 
 
-class RedisFanout(socketio.AsyncRedisManager):  # type: ignore[misc]
+class RedisFanout(socketio.AsyncRedisManager, FastEmitManager):  # type: ignore[misc]
     """`AsyncRedisManager` with bounded publishes, fast resubscription and visible state."""
 
     name = "tuiz-redis"

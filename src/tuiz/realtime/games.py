@@ -121,6 +121,8 @@ class GameRunner:
             raise TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
         events = self.game.handle(command, now_ms())
         if not events:
+            if isinstance(command, Tick):
+                self._reschedule()  # the timer fired a hair early: wait for the real deadline
             return []
         self._reschedule()
         write = asyncio.ensure_future(self._persist(events, command))
@@ -205,7 +207,7 @@ class GameRunner:
                     **base,
                     "playerId": event.player_id,
                     "playerName": event.name,
-                    "playersCount": len(game.players),
+                    "playersCount": sum(1 for _ in game.seated()),
                 },
                 room=True,
             )
@@ -321,7 +323,7 @@ class GameRunner:
                 {
                     **base,
                     "leaderboard": game.leaderboard(game.settings.leaderboard_size),
-                    "total": len(game.players),
+                    "total": sum(1 for _ in game.seated()),
                 },
                 room=True,
             )
@@ -334,7 +336,7 @@ class GameRunner:
 
     async def _player_results(self, base: dict[str, Any], question_id: str) -> None:
         """Each player's own outcome, rank included: one sort, then one small emit each."""
-        ranks = {row["player_id"]: row["rank"] for row in self.game.leaderboard()}
+        ranks = self.game.ranks()
         for player_id, sids in self.seats.player_sids.items():
             player = self.game.players.get(player_id)
             if player is None or not sids:
