@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # for browsers); reinstalled only when the lock file changes.
 NPM_STAMP := node_modules/.installed
 
-.PHONY: run test lint typecheck squawk pytest bench clean
+.PHONY: run test lint typecheck squawk pytest bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,16 @@ $(NPM_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(NPM_STAMP)
 
+# Browser tests drive Debian's Chromium (never a downloaded browser build); a Japanese font
+# so the pages' Japanese text renders. Installed only when /usr/bin/chromium is missing.
+chromium:
+	@test -x /usr/bin/chromium || \
+		(apt-get update && apt-get install -y chromium fonts-ipafont-gothic)
+
 run: $(STAMP) $(NPM_STAMP)
 	$(BIN)/tuiz serve
 
-test: $(STAMP) $(NPM_STAMP)
+test: $(STAMP) $(NPM_STAMP) chromium
 	$(MAKE) --no-print-directory lint typecheck squawk pytest
 
 lint: $(STAMP)
