@@ -43,6 +43,9 @@ def quizzes(server: ServerProcess, module_db_url: str) -> dict[str, str]:
     return {
         "game": insert_quiz(module_db_url, "E2E three questions", GAME_QUIZ),
         "short": insert_quiz(module_db_url, "E2E short", SHORT_QUIZ),
+        "one_seat": insert_quiz(
+            module_db_url, "E2E one seat", SHORT_QUIZ[:1], play_settings={"max_players": 1}
+        ),
     }
 
 
@@ -265,6 +268,13 @@ def test_reload_mid_question_keeps_seat_score_and_answer(
     host_next(host)
 
     open_answering(host, [dana, eri], SHORT_QUIZ[1].text)
+    host.get_by_role("button", name="Pause").click()
+    expect(dana.get_by_text("The game is paused.")).to_be_visible()
+    expect(dana.get_by_role("button", name="Autumn")).to_be_disabled()
+    expect(host.locator("#hq-paused")).to_be_visible()
+    shot(dana, "player-paused")
+    host.get_by_role("button", name="Resume").click()
+    expect(dana.get_by_text("The game is paused.")).to_be_hidden()
     dana.get_by_role("button", name="Autumn").click()
     expect(dana.get_by_text("Answer received")).to_be_visible()
     expect(dana.locator("#q-score")).to_have_attribute("data-value", str(score))
@@ -328,6 +338,11 @@ def test_wrong_pin_locked_game_taken_nickname_and_kick(
     )
     shot(visitor, "player-13-locked")
 
+    # The host page reloaded: same game, same lobby, still locked.
+    host.reload()
+    expect(host.locator("#lobby-pin")).to_have_text(pin)
+    expect(host.locator("#lock-status")).to_have_text("Locked: no new players can join.")
+    expect(host.locator("#player-list li")).to_have_count(1)
     host.get_by_role("button", name="Kick Gen").click()
     expect(in_screen(gen, "kicked")).to_be_visible()
     expect(gen.get_by_role("heading")).to_have_text("The host removed you from the game.")
@@ -377,3 +392,13 @@ def test_admin_dashboard(pages: Pages, quizzes: dict[str, str], shot: Shot) -> N
     assert admin.evaluate("sessionStorage.getItem('tuiz_service_key')") == SERVICE_KEY
     assert admin.evaluate("localStorage.getItem('tuiz_service_key')") is None
     host.close()
+
+
+def test_game_full(pages: Pages, quizzes: dict[str, str]) -> None:
+    _, pin = host_game(pages, quizzes["one_seat"])
+    join(pages, pin, "Hana")
+    late = pages.new("late")
+    late.goto(f"/play?pin={pin}")
+    late.get_by_label("Nickname").fill("Iku")
+    late.get_by_role("button", name="Join").click()
+    expect(late.get_by_role("alert")).to_have_text("This game is full.")
