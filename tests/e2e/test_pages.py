@@ -402,3 +402,23 @@ def test_game_full(pages: Pages, quizzes: dict[str, str]) -> None:
     late.get_by_label("Nickname").fill("Iku")
     late.get_by_role("button", name="Join").click()
     expect(late.get_by_role("alert")).to_have_text("This game is full.")
+
+
+def test_network_loss_returns_to_the_same_seat(pages: Pages, quizzes: dict[str, str]) -> None:
+    host, pin = host_game(pages, quizzes["short"])
+    jun = join(pages, pin, "Jun")
+    kai = join(pages, pin, "Kai")
+    before = seat(jun)
+    host.get_by_role("button", name="Start game").click()
+    open_answering(host, [jun, kai], SHORT_QUIZ[0].text)
+
+    jun.context.set_offline(True)
+    expect(jun.get_by_text("Connection lost. Reconnecting…")).to_be_visible()
+    jun.get_by_role("button", name="True").click()  # answered while offline: kept and sent later
+    jun.context.set_offline(False)
+    expect(jun.get_by_text("Connection lost. Reconnecting…")).to_be_hidden()
+    expect(jun.get_by_text("Answer received")).to_be_visible()
+    assert seat(jun)["playerId"] == before["playerId"]
+    expect(host.locator("#hq-answered")).to_have_text("1 of 2 answered")
+    host.get_by_role("button", name="Skip (close answers)").click()
+    expect(jun.locator("#result-headline")).to_have_text("Correct!")
