@@ -213,6 +213,6 @@ def shot() -> Callable[[Page, str], None]:
 
     def take(page: Page, name: str) -> None:
         safe = re.sub(r"[^a-z0-9_-]+", "-", name.lower())
-        page.screenshot(path=str(SCREENSHOTS / f"{safe}.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{safe}.png"), full_page=True, scale="css")
 
     return take
