@@ -156,8 +156,11 @@ async def test_unknown_event(server: ServerProcess, clients: list[Recorder]) -> 
 
 
 async def _game_with_players(db: asyncpg.Connection, *devices: str) -> tuple[UUID, list[UUID]]:
+    """The first device is the host: hosts (and spectators) hear who joins and leaves."""
     game = await make_game(db)
-    players = [await make_player(db, game, d, f"name-{d}") for d in devices]
+    players = [
+        await make_player(db, game, d, f"name-{d}", is_host=i == 0) for i, d in enumerate(devices)
+    ]
     return game, players
 
 
@@ -173,7 +176,7 @@ async def test_rooms_join_message_leave_with_seq(
 
     await alice.emit("room:join", {"roomId": room})
     joined = await alice.expect("room:joined")
-    assert joined["roomId"] == room and joined["clients"] == 1 and joined["role"] == "player"
+    assert joined["roomId"] == room and joined["clients"] == 1 and joined["role"] == "host"
     await bob.emit("room:join", {"roomId": room})
     assert (await bob.expect("room:joined"))["clients"] == 2
     seen = await alice.expect("room:user-joined")
@@ -195,6 +198,8 @@ async def test_rooms_join_message_leave_with_seq(
         ("dev-2", "active"),
     ]
     assert participants[0]["player_id"] == p1
+
+    assert bob.pending("room:user-joined") == 0  # players are not told of each other
 
     await bob.emit("room:leave", {"roomId": room})
     assert (await bob.expect("room:left"))["roomId"] == room

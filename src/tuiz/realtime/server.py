@@ -104,6 +104,15 @@ def _json_size(value: Any) -> int:
 
 Handler = Callable[[Client, Any], Awaitable[Any]]
 
+PRESENCE_EVENTS = frozenset({"room:user-joined", "room:user-left"})
+"""Who came and went is told to the room's host and spectators, not to every player: a room
+of N players then costs N announcements instead of N² (the host's list is what shows it)."""
+
+
+def watchers_room(room_id: str) -> str:
+    """The Socket.IO room of a game room's members that are not players."""
+    return f"{room_id}#watchers"
+
 
 class Realtime:
     """Registers the protocol's handlers on a python-socketio server and runs its timers."""
@@ -352,6 +361,8 @@ class Realtime:
                 )
             )
         await self.sio.enter_room(client.sid, room_id)
+        if access.role != "player":
+            await self.sio.enter_room(client.sid, watchers_room(room_id))
         client.rooms[room_id] = access
         await self._send_joined(client, room_id, access)
         await self._announce(
@@ -377,6 +388,7 @@ class Realtime:
         if access is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"not in room {payload.room_id}")
         await self.sio.leave_room(client.sid, payload.room_id)
+        await self.sio.leave_room(client.sid, watchers_room(payload.room_id))
         await self.store.leave(client.sid, access.game_id)
         await self.sio.emit("room:left", {"roomId": payload.room_id}, to=client.sid)
         await self._announce(
@@ -438,7 +450,10 @@ class Realtime:
                 )
             )
             body = {**body, "seq": stored.seq}
-        await self.sio.emit(event, body, room=str(body["roomId"]), skip_sid=skip_sid)
+        room = str(body["roomId"])
+        if event in PRESENCE_EVENTS:
+            room = watchers_room(room)
+        await self.sio.emit(event, body, room=room, skip_sid=skip_sid)
 
     # -- timers and shutdown -------------------------------------------------------------
 
