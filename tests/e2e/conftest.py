@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
 SERVICE_KEY = "e2e-service-key-0123456789"
+JWT_SECRET = "e2e-jwt-secret-0123456789abcdef0123456789"
 
 PHONE = {
     "viewport": {"width": 390, "height": 844},
@@ -161,7 +162,7 @@ def server(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         tmp,
         TUIZ_SERVICE_KEY=SERVICE_KEY,
         TUIZ_LOAD_SAMPLE="false",
-        TUIZ_JWT_SECRET="e2e-jwt-secret-0123456789abcdef0123456789",
+        TUIZ_JWT_SECRET=JWT_SECRET,
     ) as proc:
         yield proc
 

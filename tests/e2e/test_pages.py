@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import SERVICE_KEY, Pages, QuestionSpec, db_fetch, insert_quiz
+from tests.e2e.conftest import JWT_SECRET, SERVICE_KEY, Pages, QuestionSpec, db_fetch, insert_quiz
 from tests.servers import ServerProcess
 
 Shot = Callable[[Page, str], None]
@@ -422,3 +425,53 @@ def test_network_loss_returns_to_the_same_seat(pages: Pages, quizzes: dict[str, 
     expect(host.locator("#hq-answered")).to_have_text("1 of 2 answered")
     host.get_by_role("button", name="Skip (close answers)").click()
     expect(jun.locator("#result-headline")).to_have_text("Correct!")
+
+
+def test_signed_in_host_uploads_a_quiz_and_hosts_it(
+    pages: Pages, module_db_url: str, tmp_path: Path, shot: Shot
+) -> None:
+    user_id = db_fetch(
+        module_db_url,
+        "INSERT INTO auth.users (id, email) VALUES (gen_random_uuid(), 'uploader@example.test')"
+        " RETURNING id::text AS id",
+    )[0]["id"]
+    token = jwt.encode(
+        {"sub": user_id, "role": "authenticated", "exp": int(time.time()) + 3600},
+        JWT_SECRET,
+        algorithm="HS256",
+    )
+    quiz_file = tmp_path / "quiz.json"
+    quiz_file.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "title": "Uploaded colours",
+                "questions": [
+                    {
+                        "question_text": "Which colour is the sky on a clear day?",
+                        "question_type": "multiple_choice",
+                        "answers": [
+                            {"answer_text": "Blue", "is_correct": True},
+                            {"answer_text": "Green", "is_correct": False},
+                        ],
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    host = pages.new("uploader", phone=False)
+    host.goto("/")
+    host.evaluate(
+        "token => localStorage.setItem('tuiz_session', JSON.stringify({access_token: token}))",
+        token,
+    )
+    host.goto("/host")
+    host.get_by_label("Or upload a quiz (JSON file)").set_input_files(str(quiz_file))
+    host.get_by_role("button", name="Upload", exact=True).click()
+    expect(host.locator("#upload-status")).to_have_text('Quiz "Uploaded colours" uploaded.')
+    expect(host.locator("#quiz-select option:checked")).to_contain_text("Uploaded colours")
+    shot(host, "host-uploaded")
+    host.get_by_role("button", name="Create game").click()
+    expect(in_screen(host, "lobby")).to_be_visible()
+    expect(host.locator("#lobby-pin")).to_have_text(re.compile(r"^\d{6}$"))

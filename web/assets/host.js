@@ -3,7 +3,7 @@ import qrcode from '/vendor/qrcode.mjs';
 import { applyI18n, mountLangSwitch, onLangChange, t } from '/assets/i18n.js';
 import {
   Connection, SHAPES, api, connectionStatus, countdown, el, normBoard, normSnapshot, readJSON,
-  showScreen, writeJSON,
+  sessionAuth, showScreen, writeJSON,
 } from '/assets/net.js';
 
 const HOST_KEY = 'tuiz_host_game'; // {gameId, hostToken, pin}
@@ -46,7 +46,7 @@ const conn = new Connection({ onReady, onStatus: connectionStatus(t) });
 async function loadQuizzes(selectId) {
   $('quiz-status').textContent = t('host.loadingQuizzes');
   try {
-    const data = await api('GET', '/quiz-sets?limit=100');
+    const data = await api('GET', '/quiz-sets?limit=100', undefined, sessionAuth());
     state.quizzes = Array.isArray(data) ? data : (data.items || data.quiz_sets || []);
   } catch (err) {
     state.quizzes = [];
@@ -80,13 +80,15 @@ $('upload-form').addEventListener('submit', async (event) => {
     return;
   }
   try {
-    const created = await api('POST', '/quiz-sets', body, { 'x-device-id': conn.deviceId });
+    const created = await api('POST', '/quiz-sets', body, sessionAuth());
     status.className = 'message info';
     status.textContent = t('host.uploaded', { title: created.title });
     await loadQuizzes(created.id);
   } catch (err) {
     status.className = 'message error';
-    status.textContent = t('host.uploadFailed', { message: err.message });
+    status.textContent = err.status === 401
+      ? t('host.uploadNeedsLogin')
+      : t('host.uploadFailed', { message: err.message });
   }
 });
 
@@ -104,7 +106,7 @@ $('create-form').addEventListener('submit', async (event) => {
     const settings = { ...(quiz.play_settings || {}), auto_advance: $('auto-advance').checked };
     const game = await api('POST', '/games', {
       quiz_set_id: quizId, device_id: conn.deviceId, player_name: 'Host', game_settings: settings,
-    });
+    }, sessionAuth());
     const g = game.game || game;
     state.game = { gameId: g.id, hostToken: game.host_token || g.host_token, pin: g.game_code };
     writeJSON(localStorage, HOST_KEY, state.game);

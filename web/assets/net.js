@@ -39,6 +39,16 @@ export function writeJSON(storage, key, value) {
   } catch { /* storage full or unavailable: the page still works until reload */ }
 }
 
+/**
+ * The signed-in user's bearer token, as the TUIZ client keeps it (localStorage `tuiz_session`
+ * with a Supabase `access_token`); empty for guests.
+ */
+export function sessionAuth() {
+  const session = readJSON(localStorage, 'tuiz_session');
+  const token = session && session.access_token;
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 /** A REST call: JSON in, JSON out; throws an Error with .status and .code on failure. */
 export async function api(method, path, body, headers = {}) {
   const init = { method, headers: { Accept: 'application/json', ...headers } };
