@@ -85,6 +85,21 @@ async def start_realtime(ctx: AppContext) -> None:
         store, rooms, events = PgConnectionStore(pool), PgRoomDirectory(pool), EventLog(pool)
     await events.start()
     ctx.events = events
+    if isinstance(events, EventLog):
+        log_ = events
+        events.on_batch = lambda _size, seconds: ctx.metrics.db_write_seconds.observe(seconds)
+        ctx.metrics.observe(
+            "tuiz_game_events_written",
+            "Game events durably written",
+            lambda: log_.events_written,
+            counter=True,
+        )
+        ctx.metrics.observe(
+            "tuiz_game_events_queued",
+            "Game events waiting for a flusher",
+            lambda: log_.queued,
+            counter=False,
+        )
     ctx.realtime = Realtime(
         ctx.sio,
         settings=ctx.settings,
@@ -98,6 +113,13 @@ async def start_realtime(ctx: AppContext) -> None:
         games = GameRepository(ctx.require_pool())
         ctx.hub = GameHub(sio=ctx.sio, settings=ctx.settings, events=events, games=games)
         GameSockets(ctx.realtime, ctx.hub, games)
+        hub = ctx.hub
+        ctx.metrics.observe(
+            "tuiz_live_games",
+            "Games owned by this process",
+            lambda: len(hub.runners),
+            counter=False,
+        )
         resumed = await ctx.hub.resume_live_games()
         if resumed:
             log.info("games_resumed", count=resumed)

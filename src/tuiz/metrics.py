@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class _Reading(Collector):
+    def __init__(self, name: str, help_text: str, read: Callable[[], float], counter: bool):
+        self._name, self._help, self._read, self._counter = name, help_text, read, counter
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily if self._counter else GaugeMetricFamily
+        yield family(self._name, self._help, value=self._read())
 
 
 class Metrics:
@@ -19,9 +31,6 @@ class Metrics:
         )
         self.connects = Counter(
             "tuiz_socket_connects_total", "Socket.IO connections accepted", registry=r
-        )
-        self.events_written = Counter(
-            "tuiz_game_events_written_total", "Game events durably written", registry=r
         )
         self.db_write_seconds = Histogram(
             "tuiz_db_write_seconds",
@@ -47,6 +56,13 @@ class Metrics:
         self.redis_faults = Counter(
             "tuiz_redis_faults_total", "Failed Redis publishes and lost subscriptions", registry=r
         )
+
+    def observe(
+        self, name: str, help_text: str, read: Callable[[], float], *, counter: bool
+    ) -> None:
+        """Export a value another component keeps itself (read at scrape time, no hot-path
+        cost): the event log's counters, the number of live games."""
+        self.registry.register(_Reading(name, help_text, read, counter))
 
     async def watch_loop_lag(self, interval: float = 0.1) -> None:
         """Sample event-loop lag forever: the gap between when a sleep should end and did."""

@@ -19,7 +19,15 @@ def test_health_ready_metrics_and_sigterm(db_url: str, tmp_path: Path) -> None:
         assert ready.json()["checks"] == {"database": "ok", "migrations": "ok"}
         metrics = httpx.get(f"{server.url}/metrics").text
         assert "tuiz_socket_connections" in metrics
-        assert "tuiz_event_loop_lag_seconds" in metrics
+        for name in (
+            "tuiz_event_loop_lag_seconds",
+            "tuiz_game_events_written_total",
+            "tuiz_game_events_queued",
+            "tuiz_db_write_seconds_bucket",
+            "tuiz_live_games",
+            "tuiz_redis_up",
+        ):
+            assert name in metrics, name
         openapi = httpx.get(f"{server.url}/openapi.json").json()
         assert "/health" in openapi["paths"]
         # uvicorn re-raises the SIGTERM after a graceful shutdown, as a process manager expects.

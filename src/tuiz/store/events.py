@@ -29,7 +29,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias, TypeVar
@@ -363,6 +363,7 @@ class EventLog:
         self.batches_written = 0
         self.last_batch_size = 0
         self.last_batch_latency = 0.0
+        self.on_batch: Callable[[int, float], None] | None = None  # (size, seconds) per batch
 
     @property
     def queued(self) -> int:
@@ -497,6 +498,8 @@ class EventLog:
         self.last_batch_latency = time.perf_counter() - started
         self.last_batch_size = len(page.events)
         self.batches_written += 1
+        if self.on_batch is not None:
+            self.on_batch(self.last_batch_size, self.last_batch_latency)
 
     @staticmethod
     def _resolve(
