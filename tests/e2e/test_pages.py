@@ -407,6 +407,20 @@ def test_game_full(pages: Pages, quizzes: dict[str, str]) -> None:
     expect(late.get_by_role("alert")).to_have_text("This game is full.")
 
 
+def test_host_ends_the_game_early(pages: Pages, quizzes: dict[str, str], shot: Shot) -> None:
+    host, pin = host_game(pages, quizzes["short"])
+    lena = join(pages, pin, "Lena")
+    host.get_by_role("button", name="Start game").click()
+    open_answering(host, [lena], SHORT_QUIZ[0].text)
+    host.get_by_role("button", name="End game").click()
+    host.get_by_role("button", name="Press again to end the game for everyone").click()
+    expect(in_screen(host, "podium")).to_be_visible()
+    expect(host.get_by_role("heading", level=1)).to_have_text("The game was ended.")
+    expect(in_screen(lena, "final")).to_be_visible()
+    expect(lena.get_by_role("heading", level=1)).to_have_text("The host ended the game.")
+    shot(lena, "player-ended-by-host")
+
+
 def test_network_loss_returns_to_the_same_seat(pages: Pages, quizzes: dict[str, str]) -> None:
     host, pin = host_game(pages, quizzes["short"])
     jun = join(pages, pin, "Jun")

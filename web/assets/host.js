@@ -301,8 +301,22 @@ $('pause-button').addEventListener('click', () => command('game:flow:pause'));
 $('resume-button').addEventListener('click', () => command('game:flow:resume'));
 $('skip-button').addEventListener('click', () => command('game:flow:skip'));
 $('next-button').addEventListener('click', () => command('game:flow:next'));
+// Ending is for everyone and cannot be undone: a second press confirms (no blocking dialog).
+let endArmed = null;
 $('end-button').addEventListener('click', () => {
-  if (window.confirm(t('host.confirmEnd'))) command('game:flow:end');
+  const button = $('end-button');
+  if (endArmed) {
+    clearTimeout(endArmed);
+    endArmed = null;
+    button.textContent = t('host.end');
+    command('game:flow:end');
+    return;
+  }
+  button.textContent = t('host.confirmEnd');
+  endArmed = setTimeout(() => {
+    endArmed = null;
+    button.textContent = t('host.end');
+  }, 5000);
 });
 $('new-game').addEventListener('click', () => {
   writeJSON(localStorage, HOST_KEY, null);
