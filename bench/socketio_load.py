@@ -10,7 +10,8 @@ process, then measures, in order:
 1. connect ramp: every receiver opens a Socket.IO connection and does `ws:connect` until
    `ws:connected` (bounded in-flight per process) -> clients/s and per-client latency;
 2. join: every receiver sends `room:join` and waits for `room:joined`; the run then waits
-   until the `room:user-joined` fan-out (N*(N-1)/2 messages) has been delivered;
+   until the host (the sender's first socket) has been told of all N joins: as in a quiz
+   room, receivers are players and presence (`room:user-joined`) goes to the host only;
 3. idle memory: server process-tree RSS (/proc/PID/status VmRSS) after the sender alone is
    connected, and again after the receivers are connected and after they have joined, each
    after `--idle-seconds` of quiet -> KB per connection;
@@ -18,6 +19,12 @@ process, then measures, in order:
    receiver of each broadcast (p50/p99 across broadcasts), deliveries/s, missing deliveries;
 5. burst (unless `--burst-messages 0`): `--burst-senders` senders at `--burst-rate`/s each
    (each under tuiz's per-connection rate limit) -> deliveries/s near saturation.
+
+For tuiz the room is a real quiz room: `create_game` makes the game and seats every load
+device in it (one `players` row per receiver, the host's row with is_host=true, the other
+burst senders as players); the device ids are stable (`device_ids`, the same names as
+bench/loadgen/clients.js). With `--room-id` the seats are the caller's business: a device
+without a `players` row is a spectator and gets every presence event (N^2 again).
 
 Then it prints a table with the tuiz/Node ratios and writes bench/results/socketio-<date>.json.
 Everything is loopback only, bounded in count and time (`--timeout`), and every process it
@@ -76,6 +83,7 @@ class Options:
     pad: int
     pin: bool
     tuiz_env: tuple[str, ...]
+    tuiz_ws: str | None
     timeout: float
     phase_timeout: float
     output: Path | None
@@ -302,6 +310,7 @@ async def start_tuiz(opts: Options, workdir: Path, database_url: str) -> Server:
             "127.0.0.1",
             "--port",
             str(port),
+            *(["--ws", opts.tuiz_ws] if opts.tuiz_ws else []),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -346,8 +355,36 @@ def postgres_pids(data_dir: Path | None) -> list[int]:
     return []
 
 
-async def create_game(database_url: str) -> str:
-    """A game row to use as the room (tuiz accepts room:join only for an existing game)."""
+def receiver_counts(opts: Options) -> list[int]:
+    """Receivers per load process: `--clients` spread over `--procs`."""
+    return [
+        opts.clients // opts.procs + (1 if i < opts.clients % opts.procs else 0)
+        for i in range(opts.procs)
+    ]
+
+
+def device_ids(opts: Options) -> tuple[str, list[str], list[str]]:
+    """(host, other burst senders, receivers): the device ids bench/loadgen/clients.js uses.
+
+    The sender process has index `--procs`; its client 0 is the room's host.
+    """
+    host = f"bench-sender-{opts.procs}-0"
+    burst = [f"bench-burst-{opts.procs}-{i}" for i in range(1, max(1, opts.burst_senders))]
+    receivers = [
+        f"bench-receiver-{proc}-{i}"
+        for proc, count in enumerate(receiver_counts(opts))
+        for i in range(count)
+    ]
+    return host, burst, receivers
+
+
+async def create_game(database_url: str, opts: Options) -> str:
+    """A quiz room: a game row with a seat (`players` row) for every load device.
+
+    tuiz accepts room:join only for an existing game; a device with a seat joins as a player
+    (is_host=false) or the host (is_host=true), one without as a spectator. Receivers and the
+    extra burst senders are players, the sender's first socket is the host, as in a real game.
+    """
     import asyncpg
 
     sys.path.insert(0, str(ROOT))
@@ -357,9 +394,22 @@ async def create_game(database_url: str) -> str:
         raise RuntimeError(
             "tests/factories.py::make_game is not there yet; pass --room-id of an existing game"
         ) from exc
+    host, burst, receivers = device_ids(opts)
+    devices = [host, *burst, *receivers]
     conn = await asyncpg.connect(database_url)  # a superuser, as the factories expect
     try:
-        return str(await make_game(conn))
+        async with conn.transaction():
+            game_id = await make_game(conn)
+            await conn.execute(
+                """
+                INSERT INTO public.players (game_id, device_id, player_name, is_host)
+                SELECT $1, d, d, d = $3 FROM unnest($2::text[]) AS d
+                """,
+                game_id,
+                devices,
+                host,
+            )
+        return str(game_id)
     finally:
         await conn.close()
 
@@ -368,10 +418,7 @@ async def start_clients(
     opts: Options, url: str, room_id: str, workdir: Path
 ) -> tuple[list[ClientProc], ClientProc]:
     transports = ["polling", "websocket"] if opts.transport == "both" else [opts.transport]
-    counts = [
-        opts.clients // opts.procs + (1 if i < opts.clients % opts.procs else 0)
-        for i in range(opts.procs)
-    ]
+    counts = receiver_counts(opts)
     specs = [(f"receivers-{i}", "receiver", n, i) for i, n in enumerate(counts)]
     specs.append(("sender", "sender", max(1, opts.burst_senders), opts.procs))
     procs: list[ClientProc] = []
@@ -472,7 +519,7 @@ async def wait_counts(
     opts: Options,
     usage: Usage | None = None,
 ) -> int:
-    """Poll the receivers until `key` sums to `expected` or stops growing for 5 s."""
+    """Poll the processes until `key` sums to `expected` or stops growing for 5 s."""
     deadline = time.monotonic() + opts.phase_timeout
     last_total, last_change = -1, time.monotonic()
     while True:
@@ -593,7 +640,10 @@ async def scenario(
         result["connect"] = {**spans(list(replies)), **usage.percent()}
         rss_connected = await settle_rss(server, opts.idle_seconds)
 
-        phase("join + user-joined fan-out")
+        phase("join + user-joined to the host")
+        host_before = int(
+            (await sender.request({"cmd": "count", "phase": "-"}, "count", t))["userJoined"]
+        )
         usage = Usage(groups)
         began = time.time() * 1000
         replies = await asyncio.gather(
@@ -601,10 +651,12 @@ async def scenario(
         )
         join = spans(list(replies))
         n = join["ok"]
-        fanout = await wait_counts(receivers, "-", "userJoined", n * (n - 1) // 2, opts, usage)
+        to_host = await wait_counts([sender], "-", "userJoined", host_before + n, opts, usage)
+        to_players = await wait_counts(receivers, "-", "userJoined", 0, opts)
         join.update(
-            user_joined_expected=n * (n - 1) // 2,
-            user_joined_delivered=fanout,
+            user_joined_expected=n,
+            user_joined_delivered=to_host - host_before,
+            user_joined_to_players=to_players,
             with_fanout_seconds=round((time.time() * 1000 - began) / 1000, 3),
             **usage.percent(),
         )
@@ -658,7 +710,7 @@ async def run_target(name: str, opts: Options, workdir: Path, result: dict[str, 
         async with tuiz_database(opts, workdir) as (database_url, pg_dir):
             server = await start_tuiz(opts, workdir, database_url)
             try:
-                room_id = opts.room_id or await create_game(database_url)
+                room_id = opts.room_id or await create_game(database_url, opts)
             except BaseException:
                 await server.stop()
                 raise
@@ -677,7 +729,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     # section, key, label, better
     ("connect", "per_second", "connect rate (clients/s)", "higher"),
     ("connect", "latency_p99_ms", "connect p99 (ms)", "lower"),
-    ("join", "with_fanout_seconds", "join + user-joined fan-out (s)", "lower"),
+    ("join", "with_fanout_seconds", "join + user-joined to host (s)", "lower"),
     ("memory", "kb_per_connection", "KB / idle connection", "lower"),
     ("memory", "kb_per_joined_connection", "KB / idle connection in room", "lower"),
     ("latency", "last_receiver_p50_ms", "last receiver p50 (ms)", "lower"),
@@ -784,6 +836,11 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument(
         "--tuiz-env", action="append", default=[], metavar="KEY=VALUE", help="env for tuiz serve"
     )
+    p.add_argument(
+        "--tuiz-ws",
+        choices=["websockets-sansio", "websockets", "wsproto"],
+        help="uvicorn websocket implementation for tuiz serve (--ws; default: tuiz's own)",
+    )
     p.add_argument("--timeout", type=float, default=1200, help="global limit, seconds")
     p.add_argument("--phase-timeout", type=float, default=300, help="limit per phase, seconds")
     p.add_argument("--output", type=Path, help="result file (default bench/results/...)")
@@ -816,6 +873,7 @@ def parse(argv: list[str] | None) -> Options:
         pad=max(0, a.pad),
         pin=a.pin,
         tuiz_env=tuple(a.tuiz_env),
+        tuiz_ws=a.tuiz_ws,
         timeout=a.timeout,
         phase_timeout=a.phase_timeout,
         output=a.output,

@@ -3,6 +3,12 @@
 // the anchor that bench/socketio_load.py measures tuiz against. In-memory rooms, any roomId
 // accepted, no persistence: the cost floor of the protocol on this machine.
 //
+// Presence follows tuiz's policy: `room:user-joined` / `room:user-left` go only to the room's
+// host (and spectators, in tuiz), never to every player, so N joins cost N announcements, not
+// N^2. The anchor has no `players` table, so the host is recognised by its device id: a socket
+// whose `ws:connect` deviceId starts with `bench-sender` (the load generator's host socket) also
+// joins `<roomId>#watchers`, and presence is sent to that room only, as tuiz does.
+//
 //   node bench/anchors/node-server.js [--port P] [--host 127.0.0.1]   (or PORT / HOST env)
 //
 // Prints "pid <pid>" and then "ready <port>" on stdout once listening. GET /health answers 200.
@@ -32,6 +38,11 @@ const io = new Server(httpServer, {
 });
 
 const reconnects = new Map(); // deviceId -> times seen before
+const HOST_PREFIX = "bench-sender";
+
+function watchers(roomId) {
+  return `${roomId}#watchers`;
+}
 
 function error(socket, code, message) {
   socket.emit("ws:error", { error: code, message });
@@ -70,18 +81,21 @@ io.on("connection", (socket) => {
     if (!validRoom(payload)) return error(socket, "INVALID_PAYLOAD", "roomId is required");
     const { roomId } = payload;
     socket.join(roomId);
+    const isHost = String(socket.data.deviceId || "").startsWith(HOST_PREFIX);
+    if (isHost) socket.join(watchers(roomId));
     // A count, as tuiz sends: a list of socket ids would make joining 3,000 clients cost
-    // O(N^2) bytes on top of the O(N^2) room:user-joined fan-out.
+    // O(N^2) bytes.
     const members = io.sockets.adapter.rooms.get(roomId);
     socket.emit("room:joined", { roomId, clients: members ? members.size : 0 });
-    socket.to(roomId).emit("room:user-joined", { roomId, socketId: socket.id });
+    socket.to(watchers(roomId)).emit("room:user-joined", { roomId, socketId: socket.id });
   });
 
   socket.on("room:leave", (payload) => {
     if (!validRoom(payload)) return error(socket, "INVALID_PAYLOAD", "roomId is required");
     socket.leave(payload.roomId);
+    socket.leave(watchers(payload.roomId));
     socket.emit("room:left", { roomId: payload.roomId });
-    socket.to(payload.roomId).emit("room:user-left", {
+    socket.to(watchers(payload.roomId)).emit("room:user-left", {
       roomId: payload.roomId,
       socketId: socket.id,
     });
@@ -99,8 +113,8 @@ io.on("connection", (socket) => {
 
   socket.on("disconnecting", () => {
     for (const roomId of socket.rooms) {
-      if (roomId !== socket.id) {
-        socket.to(roomId).emit("room:user-left", { roomId, socketId: socket.id });
+      if (roomId !== socket.id && !roomId.endsWith("#watchers")) {
+        socket.to(watchers(roomId)).emit("room:user-left", { roomId, socketId: socket.id });
       }
     }
   });

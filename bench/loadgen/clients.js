@@ -7,6 +7,11 @@
 //   node bench/loadgen/clients.js '{"url": "http://127.0.0.1:PORT", "roomId": "...",
 //                                  "count": 750, "role": "receiver", ...}'
 //
+// Device ids are stable, so tuiz can seat them before the run (a `players` row each):
+// receivers are `bench-receiver-<proc>-<i>`; in the sender process client 0 is the room's host,
+// `bench-sender-<proc>-0`, and the other burst senders are players, `bench-burst-<proc>-<i>`.
+// The orchestrator (deviceIds() in bench/socketio_load.py) computes the same names.
+//
 // Commands: connect, join, send (sender), count, report, exit. The process also exits when
 // stdin closes (the orchestrator died) and after `maxSeconds` whatever happens.
 //
@@ -103,8 +108,15 @@ function waitFor(socket, event, ms) {
   });
 }
 
+function deviceId(i) {
+  if (config.role === "sender") {
+    return i === 0 ? `bench-sender-${config.index}-0` : `bench-burst-${config.index}-${i}`;
+  }
+  return `bench-receiver-${config.index}-${i}`;
+}
+
 async function connectOne(i) {
-  const deviceId = `bench-${config.role}-${config.index}-${i}-${process.pid}`;
+  const device = deviceId(i);
   const start = now();
   const socket = io(config.url, {
     transports: config.transports,
@@ -129,7 +141,7 @@ async function connectOne(i) {
       socket.once("connect", resolve);
       socket.once("connect_error", reject);
     });
-    socket.emit("ws:connect", { deviceId, metadata: { bench: true } });
+    socket.emit("ws:connect", { deviceId: device, metadata: { bench: true } });
     await waitFor(socket, "ws:connected", config.timeoutMs);
   } catch (err) {
     counters.lastError = { connect: String(err && err.message) };
