@@ -48,5 +48,12 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.eventlog
 
+# Socket.IO load: tuiz against the Node.js anchor (bench/README.md); e.g.
+# make bench-socketio BENCH_ARGS="--clients 1000 --procs 4 --messages 50"
+.PHONY: bench-socketio
+bench-socketio: $(STAMP)
+	cd bench && npm ci --no-audit --no-fund
+	$(BIN)/python -m bench.socketio_load $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .tuiz .pytest_cache .mypy_cache .ruff_cache
