@@ -166,6 +166,9 @@ def test_full_game_one_host_three_phones(
         "data-count", "1"
     )
     shot(host, "host-05-reveal")
+    host.reload()  # the host page comes back to the same reveal, correct answer marked
+    expect(host.locator("#hr-chart .bar-row.correct")).to_contain_text("Tokyo")
+    expect(host.locator("#hr-chart .bar-row.correct")).to_have_attribute("data-count", "2")
     expect(aki.locator("#result-headline")).to_have_text("Correct!")
     expect(ben.locator("#result-headline")).to_have_text("Incorrect")
     expect(ben.locator("#result-points")).to_have_text("+0 points")
@@ -297,6 +300,9 @@ def test_reload_mid_question_keeps_seat_score_and_answer(
     host.get_by_role("button", name="Skip (close answers)").click()
     expect(in_screen(host, "reveal")).to_be_visible()
     expect(host.locator('#hr-chart .bar-row[data-count="1"]')).to_contain_text("Autumn")
+    expect(dana.locator("#result-headline")).to_have_text("Thanks for voting")
+    expect(dana.locator("#result-score")).to_have_attribute("data-value", str(score))
+    dana.reload()  # during the reveal: the result is drawn from the snapshot
     expect(dana.locator("#result-headline")).to_have_text("Thanks for voting")
     expect(dana.locator("#result-score")).to_have_attribute("data-value", str(score))
     ids = db_fetch(

@@ -180,6 +180,9 @@ function applySnapshot(raw) {
     state.answered = 0;
   }
   state.question = s.question || null;
+  if (s.question && s.question.explanation && s.phase === 'explanation') {
+    state.explanation = s.question.explanation;
+  }
   state.endsAt = s.phaseEndsAt ?? (s.timeLeftMs != null ? conn.now() + s.timeLeftMs : null);
   if (s.leaderboard) state.leaderboard = s.leaderboard;
   for (const p of s.players || []) state.players.set(p.playerId || p.player_id || p.id, p.name || p.player_name);
@@ -466,7 +469,8 @@ function renderReveal() {
   if (!q) return;
   $('hr-title').textContent = questionTitle();
   $('hr-text').textContent = q.text;
-  const correct = new Set((state.reveal && state.reveal.correctChoiceIds) || []);
+  const correct = new Set((state.reveal && state.reveal.correctChoiceIds)
+    || (q.choices || []).filter((c) => c.is_correct).map((c) => c.id));
   const counts = state.counts || {};
   const rows = [];
   if (q.type === 'type_answer') {
@@ -488,7 +492,7 @@ function renderReveal() {
   el('span', { class: 'bar-track', 'aria-hidden': 'true' },
     el('span', { class: `bar ${r.cls}`, style: `display:block;width:${(100 * r.n) / max}%` })),
   el('span', { class: 'bar-count', 'aria-hidden': 'true', text: String(r.n) }))));
-  const accepted = (state.reveal && state.reveal.acceptedAnswers) || [];
+  const accepted = (state.reveal && state.reveal.acceptedAnswers) || q.accepted_answers || [];
   $('hr-accepted').textContent = accepted.length ? t('host.accepted', { list: accepted.join(', ') }) : '';
   const ex = state.explanation;
   const box = $('hr-explanation');

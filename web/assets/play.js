@@ -176,6 +176,17 @@ function applySnapshot(raw) {
   const answer = me.answer ? { ...me.answer, questionId: q && q.id, acked: true } : null;
   if (answer && q) state.answer = answer;
   else if (!state.answer || !q || state.answer.questionId !== q.id) state.answer = null;
+  // Back during a reveal: the snapshot says how this question went (the live event is past).
+  if (q && (s.phase === 'answer_reveal' || s.phase === 'explanation') && !state.result) {
+    const a = me.answer;
+    if (!a || a.correct !== undefined) {
+      state.result = {
+        questionId: q.id, answered: Boolean(a), correct: a ? a.correct : false,
+        points: a ? a.points || 0 : 0, score: state.score, rank: state.rank,
+      };
+    }
+  }
+  if (q && q.explanation && s.phase === 'explanation') state.explanation = q.explanation;
   if (state.seat && typeof s.lastSeq === 'number' && s.lastSeq > (state.seat.lastSeq || 0)) {
     state.seat.lastSeq = s.lastSeq;
     saveSeat();
@@ -485,8 +496,10 @@ function renderResult() {
   points.textContent = r && !poll ? t('play.pointsEarned', { n: r.points || 0 }) : '';
   points.dataset.value = r ? String(r.points || 0) : '';
   setScoreRank($('result-score'), $('result-rank'));
-  const correctIds = (state.reveal && state.reveal.correctChoiceIds) || [];
-  const accepted = (state.reveal && state.reveal.acceptedAnswers) || [];
+  const q = state.question || {};
+  const correctIds = (state.reveal && state.reveal.correctChoiceIds)
+    || (q.choices || []).filter((c) => c.is_correct).map((c) => c.id);
+  const accepted = (state.reveal && state.reveal.acceptedAnswers) || q.accepted_answers || [];
   const correctText = correctIds.map(choiceLabel).filter(Boolean).concat(accepted).join(', ');
   $('result-correct').textContent = correctText && !poll ? t('play.correctAnswer', { list: correctText }) : '';
   const ex = state.explanation;
