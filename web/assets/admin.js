@@ -119,7 +119,7 @@ function dailyChart(daily) {
   const h = 200;
   const pad = 24;
   const max = Math.max(1, ...days.map((d) => Number(d.total_connections) || 0));
-  const bw = (w - pad) / days.length;
+  const bw = Math.min((w - pad) / days.length, 48);
   const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('viewBox', `0 0 ${w} ${h + 30}`);
   svg.setAttribute('role', 'img');
