@@ -343,3 +343,46 @@ async def test_fifty_players_full_game(
     for a, b in itertools.pairwise(rows):  # competition ranking
         assert a["score"] >= b["score"]
         assert (a["rank"] == b["rank"]) == (a["score"] == b["score"])
+
+
+async def test_kicked_player_can_rejoin_unless_banned(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    host, (alice, bob), game = await _setup(server, db_url, closing, 2)
+    await host.command("game:kick", playerId=alice.player_id)
+    note = await alice.client.expect("game:player-kicked")
+    assert note["banned"] is False
+    refused = await alice.client.sio.call(
+        "game:rejoin",
+        {
+            "gameId": game["id"],
+            "playerId": alice.player_id,
+            "resumeToken": alice.ack["resumeToken"],
+        },
+        timeout=10,
+    )
+    assert refused["error"] == "FORBIDDEN"  # the old seat is gone
+    again = await alice.client.sio.call(
+        "game:join", {"pin": game["game_code"], "nickname": "Player 0"}, timeout=10
+    )
+    assert again["ok"] and again["playerId"] != alice.player_id  # a new seat, same name
+
+    await host.command("game:kick", playerId=bob.player_id, ban=True)
+    banned = await bob.client.sio.call(
+        "game:join", {"pin": game["game_code"], "nickname": "Bob"}, timeout=10
+    )
+    assert banned["error"] == "FORBIDDEN"
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT player_name, removed_at IS NOT NULL AS removed FROM players"
+            " WHERE game_id = $1 AND NOT is_host ORDER BY created_at",
+            __import__("uuid").UUID(game["id"]),
+        )
+    finally:
+        await conn.close()
+    assert [(r["player_name"], r["removed"]) for r in rows] == [
+        ("Player 0", True),
+        ("Player 1", True),
+        ("Player 0", False),
+    ]

@@ -215,6 +215,7 @@ class GameRunner:
             name = "game:player-reconnected" if event.connected else "game:player-left"
             await self._emit(name, {**base, "playerId": event.player_id}, room=True)
         elif isinstance(event, PlayerKicked):
+            await self.hub.games.remove_player(uuid.UUID(event.player_id))
             body = {
                 **base,
                 "player_id": event.player_id,

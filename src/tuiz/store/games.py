@@ -40,7 +40,7 @@ _GAME = """
 SELECT g.id, g.game_code, g.quiz_set_id, g.user_id, g.status::text AS status, g.locked,
        g.game_settings, g.created_at, h.id AS host_player_id, h.device_id AS host_device_id
   FROM public.games g
-  LEFT JOIN public.players h ON h.game_id = g.id AND h.is_host
+  LEFT JOIN public.players h ON h.game_id = g.id AND h.is_host AND h.removed_at IS NULL
 """
 
 
@@ -158,6 +158,13 @@ class GameRepository:
             if "name" in str(exc.constraint_name or ""):
                 raise TuizError(ErrorCode.CONFLICT, f"nickname {name!r} is taken") from None
             raise TuizError(ErrorCode.CONFLICT, "this device already has a seat") from None
+
+    async def remove_player(self, player_id: uuid.UUID) -> None:
+        """A kicked seat keeps its record but frees its device and nickname."""
+        await self._pool.execute(
+            "UPDATE public.players SET removed_at = now() WHERE id = $1 AND removed_at IS NULL",
+            player_id,
+        )
 
     async def save(self, projection: GameProjection) -> None:
         """Write the engine's state into the game-system tables in one transaction."""

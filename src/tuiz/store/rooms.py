@@ -35,7 +35,8 @@ def _game_id(room_id: str) -> uuid.UUID:
 _ACCESS = """
 SELECT g.id, p.id AS player_id, p.is_host
   FROM public.games g
-  LEFT JOIN public.players p ON p.game_id = g.id AND p.device_id = $2
+  LEFT JOIN public.players p
+         ON p.game_id = g.id AND p.device_id = $2 AND p.removed_at IS NULL
  WHERE g.id = $1
 """
 
