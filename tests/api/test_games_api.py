@@ -134,3 +134,26 @@ async def test_host_away_past_the_grace_period_pauses(server: ServerProcess, db_
             await back.client.close()
     finally:
         await asyncio.gather(host.client.close(), player.client.close())
+
+
+async def test_guest_host_creates_a_game_from_an_inline_quiz(
+    server: ServerProcess, http: httpx.AsyncClient
+) -> None:
+    from tests.gamehelpers import QUIZ
+
+    made = await http.post("/games", json={"quiz": QUIZ, "device_id": "guest-host"})
+    assert made.status_code == 201, made.text
+    game = made.json()
+    assert game["quiz_set_id"] is None and game["total_questions"] == 3
+    both = await http.post(
+        "/games", json={"quiz": QUIZ, "quiz_set_id": game["id"], "device_id": "guest-host"}
+    )
+    assert both.status_code == 422
+    broken = {**QUIZ, "questions": [{**QUIZ["questions"][0], "answers": []}]}
+    bad = await http.post("/games", json={"quiz": broken, "device_id": "guest-host"})
+    assert bad.status_code == 422 and bad.json()["error"] == "VALIDATION_ERROR"
+    host = {"x-host-token": game["host_token"]}
+    await http.post(f"/games/{game['id']}/join", json={"player_name": "A", "device_id": "d-a"})
+    assert (await http.post(f"/games/{game['id']}/start", headers=host)).status_code == 200
+    current = (await http.get(f"/games/{game['id']}/questions/current")).json()
+    assert current["question"]["text"] == "Capital of Japan?"

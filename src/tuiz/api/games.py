@@ -23,7 +23,7 @@ from tuiz.game.model import End, Kick, Lock, Next, Pause, Phase, Resume, Skip, S
 from tuiz.realtime.game_sockets import accepted_ack, answer_command
 from tuiz.realtime.games import GameHub, GameRunner, replay
 from tuiz.realtime.protocol import check_device_id
-from tuiz.store.quizzes import load_quiz
+from tuiz.store.quizzes import inline_quiz, load_quiz, parse_content
 
 router = APIRouter(tags=["games"])
 
@@ -33,7 +33,10 @@ class Body(BaseModel):
 
 
 class CreateGame(Body):
-    quiz_set_id: uuid.UUID
+    """A stored quiz (`quiz_set_id`) or, for a host without an account, the quiz itself."""
+
+    quiz_set_id: uuid.UUID | None = None
+    quiz: dict[str, Any] | None = None
     game_settings: dict[str, Any] = Field(default_factory=dict)
     device_id: str = Field(min_length=1, max_length=255)
     player_name: str = Field(default="Host", min_length=1, max_length=100)
@@ -115,6 +118,7 @@ def game_view(runner: GameRunner) -> dict[str, Any]:
         "id": runner.game_id,
         "game_code": record.pin,
         "quiz_set_id": str(record.quiz_set_id) if record.quiz_set_id else None,
+        "quiz_id": game.quiz.id,
         "status": game.status.value,
         "phase": game.phase.value,
         "locked": game.locked,
@@ -132,7 +136,12 @@ async def create_game(request: Request, ctx: ContextDep, who: CallerDep, body: C
     """Create a game from a quiz the caller may play; the answer carries the host token."""
     hub = _hub(request)
     device = _device(body.device_id)
-    quiz = await load_quiz(ctx.require_pool(), body.quiz_set_id, caller=who)
+    if (body.quiz_set_id is None) == (body.quiz is None):
+        raise TuizError(ErrorCode.VALIDATION_ERROR, "give either quiz_set_id or quiz")
+    if body.quiz_set_id is not None:
+        quiz = await load_quiz(ctx.require_pool(), body.quiz_set_id, caller=who)
+    else:
+        quiz = inline_quiz(parse_content(body.quiz))
     runner = await hub.create(
         quiz=quiz,
         quiz_set_id=body.quiz_set_id,

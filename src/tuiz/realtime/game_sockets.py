@@ -15,7 +15,13 @@ from pydantic import AliasChoices, Field, StringConstraints
 from tuiz.auth import same_token
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.game.model import SubmitAnswer
-from tuiz.realtime.games import HOST_COMMANDS, MISSED_EVENTS_MAX, GameHub, GameRunner
+from tuiz.realtime.games import (
+    HOST_COMMANDS,
+    MISSED_EVENTS_MAX,
+    GameHub,
+    GameRunner,
+    camel,
+)
 from tuiz.realtime.protocol import Payload, parse
 from tuiz.realtime.server import Client, Realtime
 from tuiz.store.games import GameRepository
@@ -220,7 +226,7 @@ class GameSockets:
         if runner.game_id not in client.seats:
             raise TuizError(ErrorCode.FORBIDDEN, "join the game first")
         size = runner.game.settings.leaderboard_size
-        return {"ok": True, "leaderboard": runner.game.leaderboard(size)}
+        return {"ok": True, "leaderboard": [camel(r) for r in runner.game.leaderboard(size)]}
 
     async def _on_disconnect(self, client: Client) -> None:
         for game_id in list(client.seats):

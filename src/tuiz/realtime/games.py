@@ -248,7 +248,11 @@ class GameRunner:
         elif isinstance(event, GameEnded):
             await self._emit(
                 "game:end",
-                {**base, "completed": event.completed, "podium": game.leaderboard(3)},
+                {
+                    **base,
+                    "completed": event.completed,
+                    "podium": [camel(row) for row in game.leaderboard(3)],
+                },
                 room=True,
             )
 
@@ -457,9 +461,9 @@ class GameRunner:
     def snapshot(self, player_id: str | None) -> dict[str, Any]:
         """The engine's snapshot in the protocol's camelCase, with `lastSeq` and the clock."""
         now = now_ms()
-        snap = _camel(self.game.snapshot(player_id, now))
+        snap = camel(self.game.snapshot(player_id, now))
         if isinstance(snap.get("me"), dict):
-            snap["me"] = _camel(snap["me"])
+            snap["me"] = camel(snap["me"])
         return {**snap, "lastSeq": self.last_seq, "serverTime": now}
 
     async def seat_socket(self, sid: str, player_id: str | None) -> None:
@@ -518,7 +522,7 @@ class GameRunner:
 CREATED = "game:created"
 
 
-def _camel(data: dict[str, Any]) -> dict[str, Any]:
+def camel(data: dict[str, Any]) -> dict[str, Any]:
     def key(name: str) -> str:
         head, *rest = name.split("_")
         return head + "".join(part.title() for part in rest)
@@ -618,7 +622,7 @@ class GameHub:
         self,
         *,
         quiz: Quiz,
-        quiz_set_id: uuid.UUID,
+        quiz_set_id: uuid.UUID | None,
         raw_settings: dict[str, Any],
         user_id: uuid.UUID | None,
         host_device_id: str,

@@ -70,7 +70,7 @@ class GameRepository:
     async def create(
         self,
         *,
-        quiz_set_id: uuid.UUID,
+        quiz_set_id: uuid.UUID | None,
         total_questions: int,
         settings: dict[str, Any],
         user_id: uuid.UUID | None,

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -363,7 +363,23 @@ async def load_quiz(
     )
 
 
-def _engine_question(q: asyncpg.Record, answers: list[asyncpg.Record]) -> Question:
+def inline_quiz(content: QuizContent) -> Quiz:
+    """An engine quiz straight from a document (a guest host's upload: nothing is stored but
+    the game's own log, which keeps the quiz as played)."""
+    if not content.questions:
+        raise TuizError(ErrorCode.VALIDATION_ERROR, "the quiz has no questions")
+    questions = []
+    for q in content.questions:
+        row = {**q.model_dump(), "id": uuid.uuid4()}
+        answers = [{**a.model_dump(), "id": uuid.uuid4()} for a in q.answers]
+        questions.append(_engine_question(row, answers))
+    return Quiz(id=str(uuid.uuid4()), title=content.title, questions=tuple(questions))
+
+
+Row = Mapping[str, Any] | asyncpg.Record
+
+
+def _engine_question(q: Row, answers: Sequence[Row]) -> Question:
     has_explanation = any(
         q[k] for k in ("explanation_title", "explanation_text", "explanation_image_url")
     )
