@@ -495,3 +495,38 @@ def test_signed_in_host_uploads_a_quiz_and_hosts_it(
     host.get_by_role("button", name="Create game").click()
     expect(in_screen(host, "lobby")).to_be_visible()
     expect(host.locator("#lobby-pin")).to_have_text(re.compile(r"^\d{6}$"))
+
+
+def test_guest_host_uploads_a_quiz_without_an_account(
+    pages: Pages, tmp_path: Path, shot: Shot
+) -> None:
+    quiz_file = tmp_path / "guest-quiz.json"
+    quiz_file.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "title": "Guest colours",
+                "questions": [
+                    {
+                        "question_text": "Which colour is grass?",
+                        "question_type": "multiple_choice",
+                        "answers": [
+                            {"answer_text": "Green", "is_correct": True},
+                            {"answer_text": "Red", "is_correct": False},
+                        ],
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    host = pages.new("guest-uploader", phone=False)
+    host.goto("/host")
+    host.get_by_label("Or upload a quiz (JSON file)").set_input_files(str(quiz_file))
+    host.get_by_role("button", name="Upload", exact=True).click()
+    expect(host.locator("#upload-status")).to_contain_text('Quiz "Guest colours" is ready')
+    expect(host.locator("#quiz-select option:checked")).to_contain_text("Guest colours")
+    host.get_by_role("button", name="Create game").click()
+    expect(in_screen(host, "lobby")).to_be_visible()
+    expect(host.locator("#lobby-pin")).to_have_text(re.compile(r"^\d{6}$"))
+    shot(host, "host-guest-upload")

@@ -79,16 +79,33 @@ $('upload-form').addEventListener('submit', async (event) => {
     status.textContent = t('host.badJson');
     return;
   }
+  const useLocally = () => {
+    // No account: keep the quiz in this page; the game is created from it directly.
+    const local = {
+      id: `local:${Date.now()}`, title: body.title || '?', inline: body,
+      total_questions: (body.questions || []).length, play_settings: body.play_settings,
+    };
+    state.quizzes = [local, ...state.quizzes];
+    renderQuizList(local.id);
+    status.className = 'message info';
+    status.textContent = t('host.uploadedLocal', { title: local.title });
+  };
+  if (!sessionAuth().Authorization) {
+    useLocally();
+    return;
+  }
   try {
     const created = await api('POST', '/quiz-sets', body, sessionAuth());
     status.className = 'message info';
     status.textContent = t('host.uploaded', { title: created.title });
     await loadQuizzes(created.id);
   } catch (err) {
+    if (err.status === 401) {  // an expired session: still playable from this page
+      useLocally();
+      return;
+    }
     status.className = 'message error';
-    status.textContent = err.status === 401
-      ? t('host.uploadNeedsLogin')
-      : t('host.uploadFailed', { message: err.message });
+    status.textContent = t('host.uploadFailed', { message: err.message });
   }
 });
 
@@ -104,8 +121,9 @@ $('create-form').addEventListener('submit', async (event) => {
   try {
     const quiz = state.quizzes.find((q) => q.id === quizId) || {};
     const settings = { ...(quiz.play_settings || {}), auto_advance: $('auto-advance').checked };
+    const source = quiz.inline ? { quiz: quiz.inline } : { quiz_set_id: quizId };
     const game = await api('POST', '/games', {
-      quiz_set_id: quizId, device_id: conn.deviceId, player_name: 'Host', game_settings: settings,
+      ...source, device_id: conn.deviceId, player_name: 'Host', game_settings: settings,
     }, sessionAuth());
     const g = game.game || game;
     state.game = { gameId: g.id, hostToken: game.host_token || g.host_token, pin: g.game_code };
