@@ -157,3 +157,34 @@ async def test_guest_host_creates_a_game_from_an_inline_quiz(
     assert (await http.post(f"/games/{game['id']}/start", headers=host)).status_code == 200
     current = (await http.get(f"/games/{game['id']}/questions/current")).json()
     assert current["question"]["text"] == "Capital of Japan?"
+
+
+async def test_finished_games_leave_memory_and_load_again(db_url: str, tmp_path: Path) -> None:
+    quiz = await make_test_quiz(db_url)
+    with run_server(
+        db_url, tmp_path, TUIZ_LOAD_SAMPLE="false", TUIZ_FINISHED_GAME_TTL_MS="200"
+    ) as server:
+        game = await create_game(server.url, quiz)
+        host = {"x-host-token": game["host_token"]}
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            await http.post(
+                f"/games/{game['id']}/join", json={"player_name": "A", "device_id": "d"}
+            )
+            await http.post(f"/games/{game['id']}/start", headers=host)
+            await http.patch(f"/games/{game['id']}/status", json={"action": "end"}, headers=host)
+
+            async def live_games() -> float:
+                text = (await http.get("/metrics")).text
+                line = next(x for x in text.splitlines() if x.startswith("tuiz_live_games "))
+                return float(line.split()[1])
+
+            from tests.sioclient import eventually
+
+            assert await eventually(lambda: _is_zero(live_games))
+            again = await http.get(f"/games/{game['id']}")  # loaded again from its log
+            assert again.status_code == 200 and again.json()["status"] == "finished"
+            assert len((await http.get(f"/games/{game['id']}/players")).json()["players"]) == 1
+
+
+async def _is_zero(read: Any) -> bool:
+    return bool(await read() == 0)

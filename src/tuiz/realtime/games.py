@@ -104,6 +104,7 @@ class GameRunner:
         self._projection_task: asyncio.Task[None] | None = None
         self._projection_dirty = False
         self._host_grace: asyncio.TimerHandle | None = None
+        self._retire: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.broken = False
 
@@ -179,6 +180,24 @@ class GameRunner:
                 await self._broadcast(event, row.seq)
         if any(not isinstance(e, (AnswerAccepted, PlayerConnection)) for e in events):
             self._save_projection_soon()
+        if any(isinstance(e, GameEnded) for e in events):
+            self._retire_later()
+
+    def _retire_later(self) -> None:
+        """A finished game leaves memory after a while (REST reads load it again if asked)."""
+        delay = self.hub.settings.finished_game_ttl_ms / 1000
+
+        def retire() -> None:
+            if self.seats.host_sids or any(self.seats.player_sids.values()):
+                self._retire = asyncio.get_running_loop().call_later(delay, retire)
+                return
+            self.spawn(self._flush_and_evict())
+
+        self._retire = asyncio.get_running_loop().call_later(delay, retire)
+
+    async def _flush_and_evict(self) -> None:
+        await self.flush()
+        self.hub.evict(self)
 
     def _base(self, seq: int) -> dict[str, Any]:
         return {"roomId": self.room, "gameId": self.game_id, "seq": seq}
@@ -451,10 +470,10 @@ class GameRunner:
             log.exception("tick_failed", game_id=self.game_id)
 
     def stop(self) -> None:
-        for handle in (self._timer, self._host_grace):
+        for handle in (self._timer, self._host_grace, self._retire):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._host_grace = None
+        self._timer = self._host_grace = self._retire = None
 
     # -- sockets -------------------------------------------------------------------------
 
