@@ -179,6 +179,9 @@ def serve(
         loop="uvloop",
         http="httptools",
         ws=ws,
+        # Compressing every frame costs a zlib pass per recipient of every broadcast; Node's
+        # Socket.IO leaves it off by default too. Quiz messages are small.
+        ws_per_message_deflate=False,
         log_config=None,
         timeout_graceful_shutdown=10,
         lifespan="on",
