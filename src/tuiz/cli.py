@@ -182,6 +182,9 @@ def serve(
         # Compressing every frame costs a zlib pass per recipient of every broadcast; Node's
         # Socket.IO leaves it off by default too. Quiz messages are small.
         ws_per_message_deflate=False,
+        # Engine.IO pings every socket already; a second keep-alive timer per socket is waste.
+        ws_ping_interval=None,
+        ws_max_size=settings.max_http_buffer_bytes,
         log_config=None,
         timeout_graceful_shutdown=10,
         lifespan="on",
