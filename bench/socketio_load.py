@@ -84,6 +84,7 @@ class Options:
     pin: bool
     tuiz_env: tuple[str, ...]
     tuiz_ws: str | None
+    tuiz_ws_deflate: bool
     timeout: float
     phase_timeout: float
     output: Path | None
@@ -288,7 +289,15 @@ def http_ok(url: str) -> bool:
         return False
 
 
-async def start_tuiz(opts: Options, workdir: Path, database_url: str) -> Server:
+async def start_tuiz(
+    opts: Options,
+    workdir: Path,
+    database_url: str,
+    *,
+    module: str = "tuiz.cli",
+    env_extra: dict[str, str] | None = None,
+) -> Server:
+    """`python -m tuiz.cli serve` (or another module taking the same arguments)."""
     port = free_port()
     log = workdir / "tuiz-server.log"
     env = {
@@ -299,12 +308,13 @@ async def start_tuiz(opts: Options, workdir: Path, database_url: str) -> Server:
         "TUIZ_LOG_FORMAT": "json",
         "TUIZ_DATA_DIR": str(workdir / "tuiz-data"),
         **dict(item.split("=", 1) for item in opts.tuiz_env),
+        **(env_extra or {}),
     }
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tuiz.cli",
+            module,
             "serve",
             "--host",
             "127.0.0.1",
@@ -585,6 +595,8 @@ async def broadcast_phase(
         "last_receiver_p50_ms": ms(percentile(complete, 50)),
         "last_receiver_p99_ms": ms(percentile(complete, 99)),
         "last_receiver_max_ms": ms(max(complete)) if complete else None,
+        # per broadcast, in send order: a steady climb means a backlog (offered > served)
+        "last_receiver_by_seq_ms": [round(v / 1000, 1) for v in last_receiver[:200]],
         "delivery_p50_ms": ms(percentile(every, 50)),
         "delivery_p99_ms": ms(percentile(every, 99)),
         "deliveries_per_s": round(delivered / span, 1) if span else None,
@@ -703,12 +715,28 @@ async def scenario(
 
 async def run_target(name: str, opts: Options, workdir: Path, result: dict[str, Any]) -> None:
     started = time.monotonic()
+    # 1/5/15-minute load averages: on a shared machine, how busy it was around this target.
+    result["loadavg_before"] = [round(x, 2) for x in os.getloadavg()]
     if name == "node":
         server = await start_node(opts, workdir)
         await scenario(opts, server, opts.room_id or "bench-room", workdir, list, result)
     elif name == "tuiz":
         async with tuiz_database(opts, workdir) as (database_url, pg_dir):
-            server = await start_tuiz(opts, workdir, database_url)
+            server = await start_tuiz(
+                opts,
+                workdir,
+                database_url,
+                # An experiment `tuiz serve` has no flag for: the same server through
+                # bench/sio_memory.py with uvicorn's ws_per_message_deflate=False.
+                **(
+                    {}
+                    if opts.tuiz_ws_deflate
+                    else {
+                        "module": "bench.sio_memory",
+                        "env_extra": {"TUIZ_BENCH_WS_DEFLATE": "0", "PYTHONPATH": str(ROOT)},
+                    }
+                ),
+            )
             try:
                 room_id = opts.room_id or await create_game(database_url, opts)
             except BaseException:
@@ -720,6 +748,7 @@ async def run_target(name: str, opts: Options, workdir: Path, result: dict[str, 
     else:
         raise ValueError(f"unknown target {name!r} (tuiz, node)")
     result["seconds"] = round(time.monotonic() - started, 1)
+    result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
 
 
 # ---------------------------------------------------------------- report
@@ -841,6 +870,12 @@ def parse(argv: list[str] | None) -> Options:
         choices=["websockets-sansio", "websockets", "wsproto"],
         help="uvicorn websocket implementation for tuiz serve (--ws; default: tuiz's own)",
     )
+    p.add_argument(
+        "--tuiz-ws-deflate",
+        choices=["on", "off"],
+        default="on",
+        help="off: experiment, tuiz with uvicorn's ws_per_message_deflate=False",
+    )
     p.add_argument("--timeout", type=float, default=1200, help="global limit, seconds")
     p.add_argument("--phase-timeout", type=float, default=300, help="limit per phase, seconds")
     p.add_argument("--output", type=Path, help="result file (default bench/results/...)")
@@ -874,6 +909,7 @@ def parse(argv: list[str] | None) -> Options:
         pin=a.pin,
         tuiz_env=tuple(a.tuiz_env),
         tuiz_ws=a.tuiz_ws,
+        tuiz_ws_deflate=a.tuiz_ws_deflate == "on",
         timeout=a.timeout,
         phase_timeout=a.phase_timeout,
         output=a.output,

@@ -12,7 +12,7 @@
 // `bench-sender-<proc>-0`, and the other burst senders are players, `bench-burst-<proc>-<i>`.
 // The orchestrator (deviceIds() in bench/socketio_load.py) computes the same names.
 //
-// Commands: connect, join, send (sender), count, report, exit. The process also exits when
+// Commands: connect (optionally {"register": false}), register, join, send (sender), count, report, exit. The process also exits when
 // stdin closes (the orchestrator died) and after `maxSeconds` whatever happens.
 //
 // Clock: every timestamp is `performance.timeOrigin + performance.now()` in milliseconds since
@@ -115,8 +115,10 @@ function deviceId(i) {
   return `bench-receiver-${config.index}-${i}`;
 }
 
-async function connectOne(i) {
-  const device = deviceId(i);
+// Opens client i; unless `register` is false, also does ws:connect -> ws:connected and starts
+// its heartbeats (bench/sio_memory.py connects first and registers later, to tell the costs
+// apart).
+async function connectOne(i, register = true) {
   const start = now();
   const socket = io(config.url, {
     transports: config.transports,
@@ -141,7 +143,18 @@ async function connectOne(i) {
       socket.once("connect", resolve);
       socket.once("connect_error", reject);
     });
-    socket.emit("ws:connect", { deviceId: device, metadata: { bench: true } });
+  } catch (err) {
+    counters.lastError = { connect: String(err && err.message) };
+    return null;
+  }
+  return register ? registerOne(i, start) : [start, now()];
+}
+
+async function registerOne(i, start = now()) {
+  const socket = clients[i];
+  if (!socket || !socket.connected) return null;
+  try {
+    socket.emit("ws:connect", { deviceId: deviceId(i), metadata: { bench: true } });
     await waitFor(socket, "ws:connected", config.timeoutMs);
   } catch (err) {
     counters.lastError = { connect: String(err && err.message) };
@@ -251,8 +264,15 @@ function exit(code) {
 async function handle(cmd) {
   switch (cmd.cmd) {
     case "connect": {
-      const spans = await pooled(config.count, config.connectConcurrency, connectOne);
+      const register = cmd.register !== false;
+      const spans = await pooled(config.count, config.connectConcurrency, (i) =>
+        connectOne(i, register),
+      );
       return out(summarize("connected", spans));
+    }
+    case "register": {
+      const spans = await pooled(config.count, config.connectConcurrency, (i) => registerOne(i));
+      return out(summarize("registered", spans));
     }
     case "join": {
       const spans = await pooled(config.count, config.joinConcurrency, joinOne);
