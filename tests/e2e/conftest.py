@@ -139,8 +139,10 @@ def insert_quiz(
     return str(run_async(_insert_quiz(url, title, questions, play_settings or {})))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """One Chromium for the browser tests. Package scope, not session: Playwright's sync API
+    keeps an event loop running while it is open, which would break every async test after."""
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
