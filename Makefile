@@ -55,5 +55,12 @@ bench-socketio: $(STAMP)
 	cd bench && npm ci --no-audit --no-fund
 	$(BIN)/python -m bench.socketio_load $(BENCH_ARGS)
 
+# A full live game with simulated players (bench/README.md), never overlapping another
+# benchmark (flock); e.g. make bench-game GAME_ARGS="--sweep 250,500,1000,2000"
+GAME_ARGS ?= --players 1000 --procs 4 --questions 5
+.PHONY: bench-game
+bench-game: $(STAMP) $(NPM_STAMP)
+	flock /tmp/tuiz-bench.lock $(BIN)/python -m bench.game_load $(GAME_ARGS)
+
 clean:
 	rm -rf $(VENV) .tuiz .pytest_cache .mypy_cache .ruff_cache
