@@ -301,10 +301,13 @@ async def insert_batch(
     for event, payload_json in items:
         page.add(event, payload_json, loop.create_future())
     ids, backs, last, ts = await _execute(conn, page)
-    return [_stored(e, ids[i], last[e.game_id] - backs[i], ts) for i, e in enumerate(page.events)]
+    return [
+        stored_event(e, ids[i], last[e.game_id] - backs[i], ts) for i, e in enumerate(page.events)
+    ]
 
 
-def _stored(event: NewEvent, id_: uuid.UUID, seq: int, ts: datetime) -> StoredEvent:
+def stored_event(event: NewEvent, id_: uuid.UUID, seq: int, ts: datetime) -> StoredEvent:
+    """The committed form of an event (also the in-memory log's)."""
     return StoredEvent(
         id=id_,
         game_id=event.game_id,
@@ -511,7 +514,7 @@ class EventLog:
     ) -> None:
         for i, (event, future) in enumerate(zip(page.events, page.futures, strict=True)):
             if not future.done():
-                future.set_result(_stored(event, ids[i], last[event.game_id] - backs[i], ts))
+                future.set_result(stored_event(event, ids[i], last[event.game_id] - backs[i], ts))
 
     async def _write_split(
         self,

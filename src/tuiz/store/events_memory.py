@@ -6,7 +6,7 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from tuiz.store.events import NewEvent, StoredEvent, validate
+from tuiz.store.events import NewEvent, StoredEvent, stored_event, validate
 
 
 class MemoryEventLog:
@@ -22,19 +22,7 @@ class MemoryEventLog:
     async def append(self, event: NewEvent) -> StoredEvent:
         validate(event)
         log = self._events[event.game_id]
-        stored = StoredEvent(
-            id=uuid.uuid4(),
-            game_id=event.game_id,
-            seq=len(log) + 1,
-            timestamp=datetime.now(UTC),
-            event_type=event.event_type,
-            action=event.action,
-            payload=event.payload,
-            socket_id=event.socket_id,
-            device_id=event.device_id,
-            player_id=event.player_id,
-            user_id=event.user_id,
-        )
+        stored = stored_event(event, uuid.uuid4(), len(log) + 1, datetime.now(UTC))
         log.append(stored)
         return stored
 
