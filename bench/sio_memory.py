@@ -1,7 +1,8 @@
 """Where tuiz's memory per idle Socket.IO connection goes: tracemalloc snapshots by phase.
 
     .venv/bin/python -m bench.sio_memory --clients 1000 [--procs 2] [--frames 12]
-        [--tuiz-ws websockets-sansio|websockets|wsproto] [--no-trace] [--output FILE]
+        [--tuiz-ws websockets-sansio|websockets|wsproto] [--deflate on|off] [--no-trace]
+        [--output FILE]
 
 It starts `tuiz serve` (through this module, which turns tracemalloc on and takes a snapshot
 on SIGUSR1) against a private embedded PostgreSQL with a seated game, as
@@ -80,23 +81,24 @@ def _snapshot(signum: int, frame: Any) -> None:
 
 def serve(argv: list[str]) -> None:
     """`tuiz serve` with tracemalloc (FRAMES_ENV > 0), SIGUSR1 snapshots, and, for experiments
-    only, websocket permessage-deflate turned off (DEFLATE_ENV=0: uvicorn's
-    `ws_per_message_deflate=False`, which `tuiz serve` does not expose)."""
+    only, websocket permessage-deflate forced (DEFLATE_ENV=0 or 1: uvicorn's
+    `ws_per_message_deflate`, which `tuiz serve` sets and does not expose)."""
     frames = int(os.environ.get(FRAMES_ENV, "0"))
     if frames > 0:
         tracemalloc.start(frames)
     if SNAP_DIR_ENV in os.environ:
         signal.signal(signal.SIGUSR1, _snapshot)
-    if os.environ.get(DEFLATE_ENV) == "0":
+    if os.environ.get(DEFLATE_ENV) in ("0", "1"):
         import uvicorn
 
         original = uvicorn.Config.__init__
+        deflate = os.environ[DEFLATE_ENV] == "1"
 
-        def no_deflate(self: Any, *args: Any, **kwargs: Any) -> None:
-            kwargs["ws_per_message_deflate"] = False
+        def forced(self: Any, *args: Any, **kwargs: Any) -> None:
+            kwargs["ws_per_message_deflate"] = deflate
             original(self, *args, **kwargs)
 
-        uvicorn.Config.__init__ = no_deflate  # type: ignore[method-assign]
+        uvicorn.Config.__init__ = forced  # type: ignore[method-assign]
     from tuiz.cli import app
 
     app(["serve", *argv], prog_name="tuiz")
@@ -174,7 +176,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "--heartbeat-ms",
             "25000",
             *(["--tuiz-ws", args.tuiz_ws] if args.tuiz_ws else []),
-            *(["--tuiz-ws-deflate", "off"] if args.no_deflate else []),
+            "--tuiz-ws-deflate",
+            args.deflate,
         ]
     )
     snaps = workdir / "snaps"
@@ -182,9 +185,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     env = {
         SNAP_DIR_ENV: str(snaps),
         FRAMES_ENV: "0" if args.no_trace else str(args.frames),
-        DEFLATE_ENV: "0" if args.no_deflate else "1",
         "PYTHONPATH": str(sl.ROOT),
     }
+    if args.deflate != "default":
+        env[DEFLATE_ENV] = "1" if args.deflate == "on" else "0"
     result: dict[str, Any] = {"clients": args.clients, "tracing": not args.no_trace}
     async with sl.tuiz_database(opts, workdir) as (database_url, _):
         server = await sl.start_tuiz(
@@ -275,7 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=3, help="quiet seconds before each read")
     p.add_argument("--tuiz-ws", choices=["websockets-sansio", "websockets", "wsproto"])
     p.add_argument("--no-trace", action="store_true", help="RSS only, tracemalloc off")
-    p.add_argument("--no-deflate", action="store_true", help="uvicorn ws_per_message_deflate=False")
+    p.add_argument(
+        "--deflate",
+        choices=["default", "on", "off"],
+        default="default",
+        help="force uvicorn's ws_per_message_deflate (default: as tuiz serve sets it)",
+    )
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--output", type=Path)
     args = p.parse_args(argv)
@@ -292,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = asyncio.run(bounded())
     result["tuiz_ws"] = args.tuiz_ws or "default"
-    result["ws_per_message_deflate"] = not args.no_deflate
+    result["ws_per_message_deflate"] = args.deflate
     text = json.dumps(result, indent=1)
     print(text)
     if args.output:

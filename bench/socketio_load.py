@@ -84,7 +84,7 @@ class Options:
     pin: bool
     tuiz_env: tuple[str, ...]
     tuiz_ws: str | None
-    tuiz_ws_deflate: bool
+    tuiz_ws_deflate: str  # default | on | off
     timeout: float
     phase_timeout: float
     output: Path | None
@@ -727,13 +727,16 @@ async def run_target(name: str, opts: Options, workdir: Path, result: dict[str, 
                 workdir,
                 database_url,
                 # An experiment `tuiz serve` has no flag for: the same server through
-                # bench/sio_memory.py with uvicorn's ws_per_message_deflate=False.
+                # bench/sio_memory.py with uvicorn's ws_per_message_deflate forced on or off.
                 **(
                     {}
-                    if opts.tuiz_ws_deflate
+                    if opts.tuiz_ws_deflate == "default"
                     else {
                         "module": "bench.sio_memory",
-                        "env_extra": {"TUIZ_BENCH_WS_DEFLATE": "0", "PYTHONPATH": str(ROOT)},
+                        "env_extra": {
+                            "TUIZ_BENCH_WS_DEFLATE": "1" if opts.tuiz_ws_deflate == "on" else "0",
+                            "PYTHONPATH": str(ROOT),
+                        },
                     }
                 ),
             )
@@ -872,9 +875,9 @@ def parse(argv: list[str] | None) -> Options:
     )
     p.add_argument(
         "--tuiz-ws-deflate",
-        choices=["on", "off"],
-        default="on",
-        help="off: experiment, tuiz with uvicorn's ws_per_message_deflate=False",
+        choices=["default", "on", "off"],
+        default="default",
+        help="experiment: force uvicorn's ws_per_message_deflate (default: as tuiz serve)",
     )
     p.add_argument("--timeout", type=float, default=1200, help="global limit, seconds")
     p.add_argument("--phase-timeout", type=float, default=300, help="limit per phase, seconds")
@@ -909,7 +912,7 @@ def parse(argv: list[str] | None) -> Options:
         pin=a.pin,
         tuiz_env=tuple(a.tuiz_env),
         tuiz_ws=a.tuiz_ws,
-        tuiz_ws_deflate=a.tuiz_ws_deflate == "on",
+        tuiz_ws_deflate=a.tuiz_ws_deflate,
         timeout=a.timeout,
         phase_timeout=a.phase_timeout,
         output=a.output,
