@@ -94,6 +94,7 @@ class Options:
     tuiz_env: tuple[str, ...]
     profile: str | None  # "game" or "join": py-spy the server during that phase
     profile_seconds: float
+    gc_probe: bool
     timeout: float
     phase_timeout: float
     output: Path | None
@@ -110,6 +111,48 @@ def stamp() -> str:
 # ---------------------------------------------------------------- server and database
 
 
+GC_PROBE = """\
+# Written by bench/game_load.py --gc-probe: log this process's garbage-collection pauses >= 10 ms.
+import gc, os, time
+_out = open(os.environ["GCPROBE_OUT"], "a", buffering=1)
+_t = [0.0]
+def _cb(phase, info):
+    if phase == "start":
+        _t[0] = time.perf_counter()
+        return
+    ms = (time.perf_counter() - _t[0]) * 1000
+    if ms >= 10:
+        _out.write(f"{time.time() * 1000:.0f} {info['generation']} {ms:.1f} {info['collected']}\\n")
+gc.callbacks.append(_cb)
+"""
+
+
+def gc_probe_env(workdir: Path) -> dict[str, str]:
+    """A sitecustomize on the server's PYTHONPATH that times its GC pauses (no change to src)."""
+    probe = workdir / "gcprobe"
+    probe.mkdir(exist_ok=True)
+    (probe / "sitecustomize.py").write_text(GC_PROBE)
+    return {"PYTHONPATH": str(probe), "GCPROBE_OUT": str(workdir / "gc-pauses.log")}
+
+
+def gc_pauses(workdir: Path, since_ms: float, until_ms: float) -> dict[str, Any]:
+    """GC pauses >= 10 ms logged by the probe between two wall-clock times (ms)."""
+    pauses: list[tuple[int, float]] = []
+    with contextlib.suppress(OSError):
+        for line in (workdir / "gc-pauses.log").read_text().splitlines():
+            at, generation, pause, _collected = line.split()
+            if since_ms <= float(at) <= until_ms:
+                pauses.append((int(generation), float(pause)))
+    full = [p for g, p in pauses if g == 2]
+    return {
+        "pauses_over_10ms": len(pauses),
+        "total_s": round(sum(p for _, p in pauses) / 1000, 2),
+        "gen2_count": len(full),
+        "gen2_mean_ms": round(sum(full) / len(full), 1) if full else None,
+        "max_ms": max((p for _, p in pauses), default=None),
+    }
+
+
 async def start_tuiz(opts: Options, workdir: Path, database_url: str) -> Server:
     port = free_port()
     log = workdir / "tuiz-server.log"
@@ -121,6 +164,7 @@ async def start_tuiz(opts: Options, workdir: Path, database_url: str) -> Server:
         "TUIZ_LOG_FORMAT": "json",
         "TUIZ_LOAD_SAMPLE": "false",
         "TUIZ_DATA_DIR": str(workdir / "tuiz-data"),
+        **(gc_probe_env(workdir) if opts.gc_probe else {}),
         **dict(item.split("=", 1) for item in opts.tuiz_env),
     }
     with log.open("wb") as out:
@@ -616,6 +660,7 @@ async def play(
         phase("join + game:player-joined fan-out")
         usage = Usage(groups)
         began = time.monotonic()
+        join_wall = time.time() * 1000
         profiling = start_profile(opts, "join", server, workdir)
         replies = await asyncio.gather(*(p.request({"cmd": "join"}, "joined", t) for p in procs))
         join = spans(list(replies))
@@ -635,6 +680,8 @@ async def play(
             **usage.percent(),
         )
         result["join"] = join
+        if opts.gc_probe:
+            join["server_gc"] = gc_pauses(workdir, join_wall, time.time() * 1000)
         if profiling is not None:
             result["profile"] = {"phase": "join", **await profiling}
         if joined == 0:
@@ -644,6 +691,7 @@ async def play(
         phase(f"game: {opts.questions} questions")
         usage = Usage(groups)
         game_began = time.monotonic()
+        game_wall = time.time() * 1000
         host_acks: list[float] = []
         profiling = start_profile(opts, "game", server, workdir)
         for index in range(opts.questions):
@@ -665,6 +713,8 @@ async def play(
         await wait_until(procs, lambda c: sum(x["gameEnd"] for x in c), joined, 30, stall=5)
         result["game_seconds"] = round(time.monotonic() - game_began, 2)
         result["game_cpu"] = usage.percent()
+        if opts.gc_probe:
+            result["game_server_gc"] = gc_pauses(workdir, game_wall, time.time() * 1000)
         result["host_command_ack_p50_ms"] = round(percentile(host_acks, 50) or 0, 1)
         result["host_command_ack_max_ms"] = round(max(host_acks), 1)
         if profiling is not None:
@@ -951,6 +1001,9 @@ def parse(argv: list[str] | None) -> Options:
         "--profile", choices=["game", "join"], help="py-spy the server during that phase"
     )
     p.add_argument("--profile-seconds", type=float, default=20)
+    p.add_argument(
+        "--gc-probe", action="store_true", help="time the server's GC pauses (sitecustomize)"
+    )
     p.add_argument("--timeout", type=float, default=1800, help="global limit, seconds")
     p.add_argument("--phase-timeout", type=float, default=300, help="limit per phase, seconds")
     p.add_argument("--output", type=Path, help="result file (default bench/results/game-...)")
@@ -984,6 +1037,7 @@ def parse(argv: list[str] | None) -> Options:
         tuiz_env=tuple(a.tuiz_env),
         profile=a.profile,
         profile_seconds=max(1.0, min(a.profile_seconds, 600)),
+        gc_probe=a.gc_probe,
         timeout=max(60.0, a.timeout),
         phase_timeout=max(10.0, a.phase_timeout),
         output=a.output,
