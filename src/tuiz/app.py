@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,6 +53,19 @@ async def resolve_database(ctx: AppContext) -> str:
     ctx.embedded = embedded
     log.info("embedded_postgres_started", data_dir=str(embedded.data_dir))
     return await ensure_database(server_url, "tuiz")
+
+
+def tune_gc(gen0_threshold: int) -> None:
+    """Fewer, cheaper garbage collections for a server holding thousands of live objects.
+
+    Measured under a 2,000-player game: full collections of 320-430 ms each, 173 of them,
+    freeing nothing (`bench/results`). Objects alive after start-up are frozen out of the
+    collector's view, and the young generation is collected far less often.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(gen0_threshold, gen1, gen2)
 
 
 async def startup(ctx: AppContext) -> None:
@@ -156,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Any:
         if ctx.settings.store == "postgres":
             await startup(ctx)
         await start_realtime(ctx)
+        tune_gc(ctx.settings.gc_gen0_threshold)
         try:
             yield
         finally:

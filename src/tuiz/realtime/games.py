@@ -103,6 +103,7 @@ class GameRunner:
         self._stats_task: asyncio.Task[None] | None = None
         self._projection_task: asyncio.Task[None] | None = None
         self._projection_dirty = False
+        self._scores_dirty = True  # the first save writes everything (also after a reload)
         self._host_grace: asyncio.TimerHandle | None = None
         self._retire: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -178,6 +179,8 @@ class GameRunner:
             for event, row in zip(events, stored, strict=True):
                 self.last_seq = max(self.last_seq, row.seq)
                 await self._broadcast(event, row.seq)
+        if any(isinstance(e, AnswerAccepted) for e in events):
+            self._scores_dirty = True
         if any(not isinstance(e, (AnswerAccepted, PlayerConnection)) for e in events):
             self._save_projection_soon()
         if any(isinstance(e, GameEnded) for e in events):
@@ -412,9 +415,11 @@ class GameRunner:
     async def _save_projection(self) -> None:
         while self._projection_dirty:
             self._projection_dirty = False
+            with_scores, self._scores_dirty = self._scores_dirty, False
             try:
-                await self.hub.games.save(self.projection())
+                await self.hub.games.save(self.projection(with_scores=with_scores))
             except Exception:
+                self._scores_dirty = self._scores_dirty or with_scores
                 log.exception("projection_save_failed", game_id=self.game_id)
                 return
 
@@ -423,7 +428,9 @@ class GameRunner:
         if self._projection_task is not None:
             await self._projection_task
 
-    def projection(self) -> GameProjection:
+    def projection(self, *, with_scores: bool = True) -> GameProjection:
+        """The tables' view of the game; scores and answer reports only when asked (they are
+        the costly part: every seat, every answer), i.e. after answers came in."""
         game = self.game
         question = game.current_question
         questions = game.quiz.questions
@@ -443,7 +450,9 @@ class GameRunner:
             scores=[
                 (uuid.UUID(p.id), p.score, _answer_report(p.answers.values()))
                 for p in game.players.values()
-            ],
+            ]
+            if with_scores
+            else [],
         )
 
     def _reschedule(self) -> None:
