@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -58,6 +59,7 @@ from tuiz.game.model import (
     settings_to_dict,
 )
 from tuiz.logs import get_logger
+from tuiz.realtime.server import watchers_room
 from tuiz.store.events import EventLog, NewEvent, StoredEvent
 from tuiz.store.games import GameProjection, GameRecord, GameRepository
 
@@ -222,8 +224,8 @@ class GameRunner:
     async def _broadcast(self, event: Event, seq: int) -> None:
         base = self._base(seq)
         game = self.game
-        if isinstance(event, PlayerJoined):
-            await self._emit(
+        if isinstance(event, PlayerJoined):  # to the host and screens: N, not N², per lobby
+            await self.hub.sio.emit(
                 "game:player-joined",
                 {
                     **base,
@@ -231,11 +233,13 @@ class GameRunner:
                     "playerName": event.name,
                     "playersCount": sum(1 for _ in game.seated()),
                 },
-                room=True,
+                room=watchers_room(self.room),
             )
         elif isinstance(event, PlayerConnection):
             name = "game:player-reconnected" if event.connected else "game:player-left"
-            await self._emit(name, {**base, "playerId": event.player_id}, room=True)
+            await self.hub.sio.emit(
+                name, {**base, "playerId": event.player_id}, room=watchers_room(self.room)
+            )
         elif isinstance(event, PlayerKicked):
             await self.hub.games.remove_player(uuid.UUID(event.player_id))
             body = {
@@ -254,6 +258,9 @@ class GameRunner:
         elif isinstance(event, RoomLocked):
             await self._emit("game:room-locked", {**base, "locked": event.locked}, room=True)
         elif isinstance(event, GameStarted):
+            # The lobby's sockets and seats live as long as the game: keep them out of every
+            # later garbage collection (see app.tune_gc).
+            gc.freeze()
             await self._emit(
                 "game:started",
                 {**base, "roomCode": self.record.pin, "startedAt": event.at},
