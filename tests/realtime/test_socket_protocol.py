@@ -325,3 +325,23 @@ async def test_tuiz_client_quirks(
     rows = await db.fetch("SELECT status::text FROM room_participants WHERE game_id = $1", game)
     assert [r[0] for r in rows] == ["active"]
     assert await db.fetchval("SELECT count(*) FROM game_events WHERE game_id = $1", game) == 1
+
+
+async def test_room_messages_keep_their_order(
+    server: ServerProcess, clients: list[Recorder], db: asyncpg.Connection
+) -> None:
+    """A burst from one socket is committed in the background, yet arrives in order."""
+    game, _ = await _game_with_players(db, "dev-host", "dev-talker")
+    host = await _client(server, clients)
+    talker = await _client(server, clients)
+    await host.register("dev-host")
+    await talker.register("dev-talker")
+    for c in (host, talker):
+        await c.emit("room:join", {"roomId": str(game)})
+        await c.expect("room:joined")
+    for i in range(30):
+        await talker.emit("room:message", {"roomId": str(game), "message": i})
+    got = [await host.expect("room:message") for _ in range(30)]
+    assert [m["message"] for m in got] == list(range(30))
+    seqs = [m["seq"] for m in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 30

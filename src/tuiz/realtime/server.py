@@ -136,6 +136,7 @@ class Realtime:
         self.clients: dict[str, Client] = {}
         self._heartbeats: set[str] = set()
         self.disconnect_hooks: list[Callable[[Client], Awaitable[None]]] = []
+        self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._draining = False
         self._register()
@@ -410,18 +411,42 @@ class Realtime:
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"message is over {self.settings.max_message_bytes} bytes",
             )
-        await self._announce(
+        # Pipelined: the socket's next event is handled while this one commits; messages still
+        # reach the room in the order they were sent (the log keeps a game's order, and
+        # commits resolve in that order).
+        self._in_background(
             client,
-            access,
-            "room:message",
-            "message",
-            {
-                "roomId": payload.room_id,
-                "from": client.sid,
-                "message": payload.message,
-                "timestamp": _server_time(),
-            },
+            self._announce(
+                client,
+                access,
+                "room:message",
+                "message",
+                {
+                    "roomId": payload.room_id,
+                    "from": client.sid,
+                    "message": payload.message,
+                    "timestamp": _server_time(),
+                },
+            ),
         )
+
+    def _in_background(self, client: Client, work: Awaitable[None]) -> None:
+        """Run `work` without holding the socket's event queue; its error goes to the client."""
+
+        async def run() -> None:
+            try:
+                await work
+            except TuizError as exc:
+                await self.send_error(client.sid, exc)
+            except Exception:
+                log.exception("background_event_failed", sid=client.sid)
+                await self.send_error(
+                    client.sid, TuizError(ErrorCode.INTERNAL_ERROR, "the server failed this")
+                )
+
+        task = asyncio.create_task(run())
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     # -- broadcasting --------------------------------------------------------------------
 
@@ -493,6 +518,8 @@ class Realtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._inflight:  # room messages still committing: let them land and go out
+            await asyncio.wait(set(self._inflight), timeout=5)
         if self.sio.eio.sockets:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
