@@ -830,6 +830,7 @@ async def run_size(
     started = time.monotonic()
     server: Server | None = None
     try:
+        result["code"] = code_version()  # what this server process loaded
         server = await start_tuiz(opts, workdir, database_url)
         await play(
             opts,
@@ -1085,7 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "largest_meeting_targets": largest_meeting(results),
         "largest_meeting_targets_with_all_smaller": largest_steady(results),
-        "code": code_version(),
+        "code_at_end": code_version(),  # each result's "code" is the tree its server started on
         "machine": {
             **machine(),
             "loadavg_before": [round(x, 2) for x in load_before],
