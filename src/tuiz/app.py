@@ -127,6 +127,7 @@ async def start_realtime(ctx: AppContext) -> None:
         games = GameRepository(ctx.require_pool())
         ctx.hub = GameHub(sio=ctx.sio, settings=ctx.settings, events=events, games=games)
         GameSockets(ctx.realtime, ctx.hub, games)
+        ctx.hub.start()
         hub = ctx.hub
         ctx.metrics.observe(
             "tuiz_live_games",

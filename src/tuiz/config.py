@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     host_grace_ms: int = Field(default=30_000, ge=0, alias="TUIZ_HOST_GRACE_MS")
     finished_game_ttl_ms: int = Field(default=600_000, gt=0, alias="TUIZ_FINISHED_GAME_TTL_MS")
     gc_gen0_threshold: int = Field(default=50_000, ge=700, alias="TUIZ_GC_GEN0_THRESHOLD")
+    game_lease_ms: int = Field(default=15_000, ge=1000, alias="TUIZ_GAME_LEASE_MS")
     migrate_on_start: bool = Field(default=True, alias="TUIZ_MIGRATE_ON_START")
     db_pool_max: int = Field(default=10, gt=0, alias="TUIZ_DB_POOL_MAX")
     load_sample: bool = Field(default=True, alias="TUIZ_LOAD_SAMPLE")  # sample quiz at start

@@ -45,6 +45,7 @@ SELECT: dict[str, tuple[Outcome, ...]] = {
     "game_player_data":      (
         set(), {"dev-guest"}, {"dev-b1"}, {"dev-guest"}, {"dev-guest", "dev-b1"}),
     "game_event_counters":   (DENIED, DENIED, DENIED, DENIED, {"GA", "GB"}),
+    "game_owners":           (DENIED, DENIED, DENIED, DENIED, {"GA", "GB"}),
     "websocket_connections": (
         set(), {"sock-a"}, {"sock-b"}, {"sock-guest"}, {"sock-a", "sock-b", "sock-guest"}),
     "device_sessions":       (
@@ -64,6 +65,7 @@ INSERT: dict[str, tuple[Outcome, ...]] = {
     "game_flows":            (DENIED, DENIED, DENIED, DENIED, OK),
     "game_player_data":      (DENIED, DENIED, DENIED, DENIED, OK),
     "game_event_counters":   (DENIED, DENIED, DENIED, DENIED, OK),
+    "game_owners":           (DENIED, DENIED, DENIED, DENIED, OK),
     "websocket_connections": (DENIED, DENIED, DENIED, DENIED, OK),
     "device_sessions":       (DENIED, DENIED, DENIED, DENIED, OK),
     "game_events":           (DENIED, DENIED, DENIED, DENIED, OK),
@@ -80,6 +82,7 @@ UPDATE: dict[str, tuple[Outcome, ...]] = {
     "game_flows":            (DENIED, DENIED, DENIED, DENIED, 2),
     "game_player_data":      (DENIED, DENIED, DENIED, DENIED, 2),
     "game_event_counters":   (DENIED, DENIED, DENIED, DENIED, 2),
+    "game_owners":           (DENIED, DENIED, DENIED, DENIED, 2),
     "websocket_connections": (DENIED, DENIED, DENIED, DENIED, 3),
     "device_sessions":       (DENIED, DENIED, DENIED, DENIED, 3),
     "game_events":           (DENIED, DENIED, DENIED, DENIED, DENIED),  # append-only
@@ -95,6 +98,7 @@ DELETE: dict[str, tuple[Outcome, ...]] = {
     "game_flows":            (DENIED, DENIED, DENIED, DENIED, 2),
     "game_player_data":      (DENIED, DENIED, DENIED, DENIED, 2),
     "game_event_counters":   (DENIED, DENIED, DENIED, DENIED, 2),
+    "game_owners":           (DENIED, DENIED, DENIED, DENIED, 2),
     "websocket_connections": (DENIED, DENIED, DENIED, DENIED, 3),
     "device_sessions":       (DENIED, DENIED, DENIED, DENIED, 3),
     "game_events":           (DENIED, DENIED, DENIED, DENIED, 3),  # retention cleanup only
@@ -212,6 +216,12 @@ async def build_world(conn: asyncpg.Connection) -> World:
         "INSERT INTO websocket_connections (socket_id, device_id, user_id) VALUES ($1, $2, $3)",
         [("sock-a", "dev-a", a), ("sock-guest", "dev-guest", None), ("sock-b", "dev-b1", b)],
     )
+    for game in ("GA", "GB"):
+        await conn.execute(
+            "INSERT INTO game_owners (game_id, owner, expires_at)"
+            " VALUES ($1, 'process-1', now() + interval '1 minute')",
+            games[game],
+        )
     for game, action in (("GA", "start"), ("GA", "next"), ("GB", "start")):
         await conn.execute(
             "SELECT log_game_event(p_game_id => $1, p_event_type => 'game', p_action => $2)",
@@ -241,6 +251,7 @@ LABELS: dict[str, str | None] = {
     "game_flows": _GAME_LABEL,
     "game_player_data": "t.player_device_id",
     "game_event_counters": _GAME_LABEL,
+    "game_owners": _GAME_LABEL,
     "websocket_connections": "t.socket_id",
     "device_sessions": "t.device_id",
     "game_events": f"{_GAME_LABEL} || '#' || t.sequence_number",
@@ -257,6 +268,7 @@ UPDATES: dict[str, str] = {
     "game_flows": "total_questions = total_questions",
     "game_player_data": "score = score",
     "game_event_counters": "last_seq = last_seq",
+    "game_owners": "owner = owner",
     "websocket_connections": "last_heartbeat = last_heartbeat",
     "device_sessions": "last_seen = last_seen",
     "game_events": "payload = payload",
@@ -299,6 +311,10 @@ INSERTS: dict[str, InsertSpec] = {
     ),
     "game_event_counters": lambda w, p: (
         "INSERT INTO game_event_counters (game_id, last_seq) VALUES ($1, 0)",
+        [w.games["GG"]],
+    ),
+    "game_owners": lambda w, p: (
+        "INSERT INTO game_owners (game_id, owner, expires_at) VALUES ($1, 'forged', now())",
         [w.games["GG"]],
     ),
     "websocket_connections": lambda w, p: (

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -557,6 +559,24 @@ class GameRunner:
 CREATED = "game:created"
 
 
+def _dead_here(owner: str) -> bool:
+    """True when `owner` was a process on this host that no longer runs (a crash)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # an earlier life of this pid: that owner id is not ours
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def camel(data: dict[str, Any]) -> dict[str, Any]:
     def key(name: str) -> str:
         head, *rest = name.split("_")
@@ -635,11 +655,50 @@ class GameHub:
         self.games = games
         self.runners: dict[str, GameRunner] = {}
         self._loading: dict[str, asyncio.Future[GameRunner]] = {}
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lease_task: asyncio.Task[None] | None = None
+
+    # -- ownership: one process runs a game at a time --------------------------------------
+
+    async def _claim(self, game_id: uuid.UUID) -> None:
+        ttl = self.settings.game_lease_ms
+        holder = await self.games.claim(game_id, self.owner, ttl)
+        if holder is None:
+            return
+        if _dead_here(holder) and await self.games.take_over(game_id, holder, self.owner, ttl):
+            log.info("game_taken_over", game_id=str(game_id), from_owner=holder)
+            return
+        raise TuizError(
+            ErrorCode.UNAVAILABLE,
+            "this game is run by another tuiz process; connect to that one",
+            owner=holder,
+        )
+
+    def start(self) -> None:
+        self._lease_task = asyncio.create_task(self._renew_forever(), name="tuiz-game-leases")
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.game_lease_ms / 3000)
+            try:
+                ids = [r.record.id for r in self.runners.values()]
+                if not ids:
+                    continue
+                kept = await self.games.renew(ids, self.owner, self.settings.game_lease_ms)
+                for runner in list(self.runners.values()):
+                    if runner.record.id not in kept:  # we stalled past the lease: let go
+                        log.error("game_lease_lost", game_id=runner.game_id)
+                        runner.broken = True
+                        self.evict(runner)
+            except Exception:
+                log.exception("game_lease_renewal_failed")
 
     def evict(self, runner: GameRunner) -> None:
         runner.stop()
         if self.runners.get(runner.game_id) is runner:
             del self.runners[runner.game_id]
+            if not runner.broken:  # a lost lease is someone else's now
+                runner.spawn(self.games.release([runner.record.id], self.owner))
 
     async def get(self, game_id: str | uuid.UUID) -> GameRunner:
         key = str(game_id)
@@ -675,6 +734,7 @@ class GameHub:
             host_name=host_name,
         )
         assert record.host_player_id is not None
+        await self._claim(record.id)
         created = {
             "type": CREATED,
             "quiz": quiz_to_dict(quiz),
@@ -700,6 +760,7 @@ class GameHub:
         record = await self.games.get(gid)
         if record is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id}")
+        await self._claim(gid)
         game, last_seq = await replay(self.events, gid)
         runner = GameRunner(self, record, game, last_seq)
         self.runners[game_id] = runner
@@ -718,11 +779,16 @@ class GameHub:
         return count
 
     async def close(self) -> None:
-        """Stop every game's timers and write their projections one last time."""
+        """Stop every game's timers, write their projections one last time, let them go."""
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
         for runner in list(self.runners.values()):
             runner.stop()
             runner._projection_dirty = True
             await runner._save_projection()
+        await self.games.release([r.record.id for r in self.runners.values()], self.owner)
 
     def tokens(self, runner: GameRunner, player_id: str, device_id: str) -> str:
         return seat_token(self.settings.jwt_secret, runner.game_id, player_id, device_id)

@@ -159,6 +159,59 @@ class GameRepository:
                 raise TuizError(ErrorCode.CONFLICT, f"nickname {name!r} is taken") from None
             raise TuizError(ErrorCode.CONFLICT, "this device already has a seat") from None
 
+    async def claim(self, game_id: uuid.UUID, owner: str, ttl_ms: int) -> str | None:
+        """Lease the game for `owner`; returns the holder if another process holds it."""
+        held: str | None = await self._pool.fetchval(
+            """
+            INSERT INTO public.game_owners AS o (game_id, owner, expires_at)
+            VALUES ($1, $2, now() + make_interval(secs => $3 / 1000.0))
+            ON CONFLICT (game_id) DO UPDATE
+               SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+             WHERE o.owner = EXCLUDED.owner OR o.expires_at < now()
+            RETURNING owner
+            """,
+            game_id,
+            owner,
+            ttl_ms,
+        )
+        if held is not None:
+            return None
+        holder: str | None = await self._pool.fetchval(
+            "SELECT owner FROM public.game_owners WHERE game_id = $1", game_id
+        )
+        return holder
+
+    async def take_over(self, game_id: uuid.UUID, dead: str, owner: str, ttl_ms: int) -> bool:
+        """Take a lease from a holder known to be dead (a crashed process on this host)."""
+        status = await self._pool.execute(
+            "UPDATE public.game_owners SET owner = $3,"
+            " expires_at = now() + make_interval(secs => $4 / 1000.0)"
+            " WHERE game_id = $1 AND owner = $2",
+            game_id,
+            dead,
+            owner,
+            ttl_ms,
+        )
+        return status.endswith(" 1")
+
+    async def renew(self, game_ids: list[uuid.UUID], owner: str, ttl_ms: int) -> set[uuid.UUID]:
+        """Extend this process's leases; returns the games whose lease it still holds."""
+        rows = await self._pool.fetch(
+            "UPDATE public.game_owners SET expires_at = now() + make_interval(secs => $3 / 1000.0)"
+            " WHERE owner = $1 AND game_id = ANY($2::uuid[]) RETURNING game_id",
+            owner,
+            game_ids,
+            ttl_ms,
+        )
+        return {r["game_id"] for r in rows}
+
+    async def release(self, game_ids: list[uuid.UUID], owner: str) -> None:
+        await self._pool.execute(
+            "DELETE FROM public.game_owners WHERE owner = $1 AND game_id = ANY($2::uuid[])",
+            owner,
+            game_ids,
+        )
+
     async def remove_player(self, player_id: uuid.UUID) -> None:
         """A kicked seat keeps its record but frees its device and nickname."""
         await self._pool.execute(
