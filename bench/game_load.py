@@ -54,6 +54,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from bench.socketio_load import (
@@ -61,13 +62,12 @@ from bench.socketio_load import (
     Server,
     Usage,
     cpu_seconds,
-    free_port,
-    http_ok,
     machine,
     percentile,
     postgres_pids,
     raise_fd_limit,
 )
+from bench.socketio_load import start_tuiz as socketio_start_tuiz
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -154,45 +154,14 @@ def gc_pauses(workdir: Path, since_ms: float, until_ms: float) -> dict[str, Any]
 
 
 async def start_tuiz(opts: Options, workdir: Path, database_url: str) -> Server:
-    port = free_port()
-    log = workdir / "tuiz-server.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "TUIZ_HOST": "127.0.0.1",
-        "TUIZ_PORT": str(port),
-        "TUIZ_LOG_FORMAT": "json",
-        "TUIZ_LOAD_SAMPLE": "false",
-        "TUIZ_DATA_DIR": str(workdir / "tuiz-data"),
-        **(gc_probe_env(workdir) if opts.gc_probe else {}),
-        **dict(item.split("=", 1) for item in opts.tuiz_env),
-    }
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tuiz.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server("tuiz", process, port, log)
-    try:
-        async with asyncio.timeout(90):
-            while not await asyncio.to_thread(http_ok, f"http://127.0.0.1:{port}/ready"):
-                if process.returncode is not None:
-                    raise RuntimeError(f"tuiz serve exited {process.returncode}:\n{server.tail()}")
-                await asyncio.sleep(0.2)
-    except BaseException:
-        await server.stop()
-        raise
-    return server
+    """The Socket.IO bench's server start (same flags and readiness wait), no sample quiz."""
+    serve_options = SimpleNamespace(tuiz_env=opts.tuiz_env, tuiz_ws=None, pin=False)
+    return await socketio_start_tuiz(
+        serve_options,  # the three fields start_tuiz reads
+        workdir,
+        database_url,
+        env_extra={"TUIZ_LOAD_SAMPLE": "false", **(gc_probe_env(workdir) if opts.gc_probe else {})},
+    )
 
 
 @contextlib.asynccontextmanager
