@@ -386,3 +386,28 @@ async def test_kicked_player_can_rejoin_unless_banned(
         ("Player 1", True),
         ("Player 0", False),
     ]
+
+
+async def test_answers_at_the_deadline_edge(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    """Server time is the only clock: just before the deadline counts, after the close not."""
+    quiz = await make_test_quiz(db_url, answering_time=5)
+    game = await create_game(server.url, quiz, auto_advance=False)
+    host = await connect_host(server.url, game)
+    early = await join_player(server.url, game["game_code"], "Early")
+    late = await join_player(server.url, game["game_code"], "Late")
+    closing.extend([host.client, early.client, late.client])
+    await host.command("game:flow:start")
+    q = None
+    while q is None or q["phase"] != "answering":
+        q = await early.client.expect("game:question:started")
+    qid, choice = q["question"]["id"], q["question"]["choices"][0]["id"]
+    offset = q["endsAt"] - 1000 - (await host.command("game:state"))["snapshot"]["serverTime"]
+    await asyncio.sleep(max(0.0, offset / 1000))  # one second before the deadline
+    ok = await early.answer(qid, choiceIds=[choice])
+    assert ok["ok"] and ok["submittedAt"] <= q["endsAt"]
+    closed = await late.client.expect("game:question:ended")  # the deadline, on the server
+    assert closed["questionId"] == qid
+    too_late = await late.answer(qid, choiceIds=[choice])
+    assert too_late["ok"] is False and too_late["error"] == "TOO_LATE"
