@@ -44,7 +44,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -66,6 +65,7 @@ from bench.socketio_load import (
     percentile,
     postgres_pids,
     raise_fd_limit,
+    run_bounded,
 )
 from bench.socketio_load import start_tuiz as socketio_start_tuiz
 
@@ -1021,23 +1021,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"open-files limit {fd_limit} is low for {max(opts.sizes)} players", file=sys.stderr)
     load_before = os.getloadavg()
 
-    async def guarded() -> list[dict[str, Any]]:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        async with asyncio.timeout(opts.timeout):
-            return await amain(opts)
-
-    try:
-        results = asyncio.run(guarded())
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        print("interrupted; every process started was stopped", file=sys.stderr)
-        return 130
-    except TimeoutError:
-        print(f"global timeout {opts.timeout}s reached; processes stopped", file=sys.stderr)
-        return 124
+    results, code = run_bounded(lambda: amain(opts), opts.timeout)
+    if results is None:
+        return code
     print()
     print(table(results))
     now = datetime.now().astimezone()

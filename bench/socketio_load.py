@@ -48,11 +48,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -919,29 +919,41 @@ def parse(argv: list[str] | None) -> Options:
     )
 
 
+T = TypeVar("T")
+
+
+def run_bounded(work: Callable[[], Awaitable[T]], timeout: float) -> tuple[T | None, int]:
+    """Run a benchmark under its global timeout, cancelled by SIGINT/SIGTERM (its own cleanup
+    stops every process it started); returns (result, 0) or (None, the exit code)."""
+
+    async def guarded() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        async with asyncio.timeout(timeout):
+            return await work()
+
+    try:
+        return asyncio.run(guarded()), 0
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("interrupted; every process started was stopped", file=sys.stderr)
+        return None, 130
+    except TimeoutError:
+        print(f"global timeout {timeout}s reached; processes stopped", file=sys.stderr)
+        return None, 124
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
     fd_limit = raise_fd_limit()
     if fd_limit < opts.clients + 1000:
         print(f"open-files limit {fd_limit} is low for {opts.clients} clients", file=sys.stderr)
 
-    async def guarded() -> dict[str, Any]:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        async with asyncio.timeout(opts.timeout):
-            return await amain(opts)
-
-    try:
-        results = asyncio.run(guarded())
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        print("interrupted; every process started was stopped", file=sys.stderr)
-        return 130
-    except TimeoutError:
-        print(f"global timeout {opts.timeout}s reached; processes stopped", file=sys.stderr)
-        return 124
+    results, code = run_bounded(lambda: amain(opts), opts.timeout)
+    if results is None:
+        return code
     found = ratios(results)
     print()
     print(table(results, found))
