@@ -200,6 +200,8 @@ def create_app(settings: Settings | None = None) -> Any:
         # after ws:connect); other sockets are not held up by it.
         async_handlers=False,
         max_http_buffer_size=ctx.settings.max_http_buffer_bytes,
+        ping_interval=ctx.settings.ping_interval_ms / 1000,
+        ping_timeout=ctx.settings.ping_timeout_ms / 1000,
     )
     ctx.sio = sio
     app = socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")

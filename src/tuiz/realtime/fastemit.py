@@ -2,8 +2,9 @@
 
 python-socketio's `AsyncManager.emit` encodes a room message once, then starts one asyncio task
 per recipient just to put the packet on that socket's queue. For a quiz room of thousands that
-is thousands of tasks per broadcast. Here the packet is encoded once (its Engine.IO form too)
-and put on each socket's queue directly; each socket's own writer sends it as before.
+is thousands of tasks per broadcast. Here the packet is encoded once: a native WebSocket
+(`eio_websocket`) gets the same pre-built frame written to its transport at once, any other
+socket (long-polling, upgraded from it) the pre-encoded packet on its queue.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 from engineio import packet as eio_packet
 from socketio import AsyncManager
 from socketio import packet as sio_packet
+
+from tuiz.realtime.eio_websocket import EngineIOWebSocket, message_frame
 
 
 class _Encoded(eio_packet.Packet):  # type: ignore[misc]
@@ -57,13 +60,22 @@ class FastEmitManager(AsyncManager):  # type: ignore[misc]
             return await super().emit(  # type: ignore[no-any-return]
                 event, data, namespace, room=room, skip_sid=skip_sid, **kwargs
             )
-        wire = _Encoded(encoded)
+        frame: bytes | None = None
+        wire: _Encoded | None = None
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
         sockets = self.server.eio.sockets
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
                 continue
             socket = sockets.get(eio_sid)
-            if socket is not None and not socket.closing and not socket.closed:
+            if socket is None or socket.closing or socket.closed:
+                continue
+            if isinstance(socket, EngineIOWebSocket):
+                if frame is None:
+                    frame = message_frame(encoded)
+                socket.write_frame(frame)
+            else:
+                if wire is None:
+                    wire = _Encoded(encoded)
                 socket.queue.put_nowait(wire)
         return None
