@@ -11,6 +11,8 @@ from typing import Any
 
 import socketio
 from fastapi import FastAPI
+from uvicorn.config import WS_PROTOCOLS
+from uvicorn.importer import import_from_string
 
 from tuiz import __version__
 from tuiz.api import connections as api_connections
@@ -24,6 +26,7 @@ from tuiz.context import AppContext
 from tuiz.jobs import maintenance
 from tuiz.logs import get_logger
 from tuiz.realtime import jsoncodec
+from tuiz.realtime.eio_websocket import EngineIOWebSocket, websocket_protocol
 from tuiz.realtime.fastemit import FastEmitManager
 from tuiz.realtime.game_sockets import GameSockets
 from tuiz.realtime.games import GameHub
@@ -207,6 +210,32 @@ def create_app(settings: Settings | None = None) -> Any:
     app = socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
     app.tuiz_ctx = ctx  # the CLI's server drains sockets through it before closing connections
     return app
+
+
+def websocket_protocol_for(app: Any, ws: str) -> Any:
+    """uvicorn's `ws` setting: Socket.IO's own WebSocket connections served without the ASGI
+    adapter (`eio_websocket`), every other upgrade by uvicorn's `ws` implementation as before."""
+    ctx: AppContext = app.tuiz_ctx
+    if not ctx.settings.native_websocket:
+        return ws
+    protocol = websocket_protocol(
+        ctx.sio.eio,
+        fallback=import_from_string(WS_PROTOCOLS.get(ws) or ws),
+        send_buffer_limit=ctx.settings.send_buffer_limit_bytes,
+    )
+    ctx.metrics.observe(
+        "tuiz_native_websockets",
+        "Engine.IO sockets on the native WebSocket transport",
+        lambda: sum(isinstance(s, EngineIOWebSocket) for s in ctx.sio.eio.sockets.values()),
+        counter=False,
+    )
+    ctx.metrics.observe(
+        "tuiz_slow_consumers_dropped",
+        "WebSockets closed because their unsent data passed TUIZ_SEND_BUFFER_LIMIT_BYTES",
+        lambda: protocol.dropped,
+        counter=True,
+    )
+    return protocol
 
 
 async def drain_before_shutdown(ctx: AppContext) -> None:

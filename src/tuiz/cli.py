@@ -147,7 +147,7 @@ def serve(
     """Run the server (HTTP, Socket.IO, jobs); applies pending migrations first."""
     import uvicorn
 
-    from tuiz.app import create_app, drain_before_shutdown
+    from tuiz.app import create_app, drain_before_shutdown, websocket_protocol_for
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -172,27 +172,13 @@ def serve(
                 typer.echo(f"drain failed: {exc!r}", err=True)
             await super().shutdown(sockets)
 
-    ws_protocol: Any = ws
-    if settings.native_websocket:
-        # Socket.IO's own WebSocket connections are served without the ASGI adapter; every
-        # other upgrade goes to uvicorn's `ws` implementation as before.
-        from uvicorn.config import WS_PROTOCOLS
-        from uvicorn.importer import import_from_string
-
-        from tuiz.realtime.eio_websocket import websocket_protocol
-
-        ws_protocol = websocket_protocol(
-            app.tuiz_ctx.sio.eio,
-            fallback=import_from_string(WS_PROTOCOLS.get(ws) or ws),
-            send_buffer_limit=settings.send_buffer_limit_bytes,
-        )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         http="httptools",
-        ws=ws_protocol,
+        ws=websocket_protocol_for(app, ws),
         # Compressing every frame costs a zlib pass per recipient of every broadcast; Node's
         # Socket.IO leaves it off by default too. Quiz messages are small.
         ws_per_message_deflate=False,

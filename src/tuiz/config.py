@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     )
     max_message_bytes: int = Field(default=16_384, gt=0, alias="TUIZ_MAX_MESSAGE_BYTES")
     max_http_buffer_bytes: int = Field(default=100_000, gt=0, alias="TUIZ_MAX_HTTP_BUFFER_BYTES")
-    ping_interval_ms: int = Field(default=25_000, ge=100, alias="TUIZ_PING_INTERVAL_MS")
+    ping_interval_ms: int = Field(default=25_000, ge=1000, alias="TUIZ_PING_INTERVAL_MS")
     ping_timeout_ms: int = Field(default=20_000, ge=100, alias="TUIZ_PING_TIMEOUT_MS")
     native_websocket: bool = Field(default=True, alias="TUIZ_NATIVE_WEBSOCKET")
     send_buffer_limit_bytes: int = Field(

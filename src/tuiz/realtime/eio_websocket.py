@@ -98,6 +98,7 @@ class EngineIOWebSocket(asyncio.Protocol):
     fallback: ClassVar[type[asyncio.Protocol]]
     path: ClassVar[str]
     send_buffer_limit: ClassVar[int]
+    dropped: ClassVar[int] = 0  # slow consumers closed for their send buffer (a metric)
 
     # Engine.IO socket interface (python-engineio's `AsyncSocket` has the same flags).
     upgrade_protocols: ClassVar[list[str]] = []
@@ -275,9 +276,8 @@ class EngineIOWebSocket(asyncio.Protocol):
                         "upgrades": [],
                         "pingTimeout": int(self.eio.ping_timeout * 1000),
                         "pingInterval": int(
-                            self.eio.ping_interval + self.eio.ping_interval_grace_period
-                        )
-                        * 1000,
+                            (self.eio.ping_interval + self.eio.ping_interval_grace_period) * 1000
+                        ),
                         "maxPayload": self.eio.max_http_buffer_size,
                     },
                 )
@@ -403,6 +403,7 @@ class EngineIOWebSocket(asyncio.Protocol):
         if transport.get_write_buffer_size() > self.send_buffer_limit:
             # A client that stops reading must not make the server hold every broadcast for
             # it; it reconnects and catches up by seq.
+            type(self).dropped += 1
             log.warning(
                 "engineio_slow_consumer_dropped",
                 sid=self.sid,
