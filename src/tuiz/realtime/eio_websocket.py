@@ -100,9 +100,6 @@ class EngineIOWebSocket(asyncio.Protocol):
     send_buffer_limit: ClassVar[int]
     dropped: ClassVar[int] = 0  # slow consumers closed for their send buffer (a metric)
 
-    # Engine.IO socket interface (python-engineio's `AsyncSocket` has the same flags).
-    upgrade_protocols: ClassVar[list[str]] = []
-
     __slots__ = (
         "__weakref__",
         "_app_state",
@@ -213,9 +210,10 @@ class EngineIOWebSocket(asyncio.Protocol):
     def _on_request(self, request: Request) -> None:
         assert self.conn is not None and self.transport is not None
         path, _, query = request.path.partition("?")
+        path = unquote(path)
         args = parse_qs(query)
         if (
-            not unquote(path).startswith(self.path)
+            not (path if path.endswith("/") else path + "/").startswith(self.path)
             or args.get("EIO") != ["4"]
             or args.get("transport") != ["websocket"]
             or "sid" in args
