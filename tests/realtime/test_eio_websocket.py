@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,17 +90,8 @@ def server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
         yield s
 
 
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(db_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-async def _status(db: asyncpg.Connection, device: str) -> str | None:
-    status: str | None = await db.fetchval(
+async def _status(conn: asyncpg.Connection, device: str) -> str | None:
+    status: str | None = await conn.fetchval(
         "SELECT status::text FROM websocket_connections WHERE device_id = $1", device
     )
     return status
@@ -115,8 +106,8 @@ async def _metric(server: ServerProcess, name: str) -> float:
     raise AssertionError(f"{name} not exported")
 
 
-async def _is(db: asyncpg.Connection, device: str, status: str) -> bool:
-    return await _status(db, device) == status
+async def _is(conn: asyncpg.Connection, device: str, status: str) -> bool:
+    return await _status(conn, device) == status
 
 
 async def test_open_packet_pings_and_events(server: ServerProcess) -> None:
@@ -137,7 +128,7 @@ async def test_open_packet_pings_and_events(server: ServerProcess) -> None:
 
 
 async def test_client_without_pongs_is_closed_and_recorded(
-    server: ServerProcess, db: asyncpg.Connection
+    server: ServerProcess, conn: asyncpg.Connection
 ) -> None:
     raw = await RawSocket.connect(server)
     await raw.register("raw-silent")
@@ -146,7 +137,7 @@ async def test_client_without_pongs_is_closed_and_recorded(
     with pytest.raises(ConnectionClosed):
         await raw.recv()
     assert raw.ws.close_code == 1000
-    assert await eventually(lambda: _is(db, "raw-silent", "disconnected"))
+    assert await eventually(lambda: _is(conn, "raw-silent", "disconnected"))
 
 
 async def test_fragmented_message_is_reassembled(server: ServerProcess) -> None:
@@ -160,24 +151,25 @@ async def test_fragmented_message_is_reassembled(server: ServerProcess) -> None:
         await raw.ws.close()
 
 
-async def test_oversized_frame_and_bad_utf8_close_the_socket(
-    server: ServerProcess, db: asyncpg.Connection
-) -> None:
-    big = await RawSocket.connect(server)
-    await big.register("raw-big")
-    await big.ws.send("42" + json.dumps(["ws:heartbeat", "x" * 200_000]))
+async def _close_code_after(server: ServerProcess, device: str, frame: str | bytes) -> int | None:
+    """Register, send one text frame, and return the close code the server answered with."""
+    raw = await RawSocket.connect(server)
+    await raw.register(device)
+    await raw.ws.send(frame, text=True)
     with pytest.raises(ConnectionClosed):
-        await big.expect("ws:pong")
-    assert big.ws.close_code == 1009  # message too big: nothing of it was handled
+        await raw.expect("ws:pong")
+    return raw.ws.close_code
 
-    bad = await RawSocket.connect(server)
-    await bad.register("raw-bad-utf8")
-    await bad.ws.send(b'42["ws:heartbeat", "\xff\xfe"]', text=True)
-    with pytest.raises(ConnectionClosed):
-        await bad.expect("ws:pong")
-    assert bad.ws.close_code == 1007
+
+async def test_oversized_frame_and_bad_utf8_close_the_socket(
+    server: ServerProcess, conn: asyncpg.Connection
+) -> None:
+    too_big = "42" + json.dumps(["ws:heartbeat", "x" * 200_000])
+    assert await _close_code_after(server, "raw-big", too_big) == 1009  # nothing handled
+    bad_utf8 = b'42["ws:heartbeat", "\xff\xfe"]'
+    assert await _close_code_after(server, "raw-bad-utf8", bad_utf8) == 1007
     for device in ("raw-big", "raw-bad-utf8"):
-        assert await eventually(lambda d=device: _is(db, d, "disconnected"))  # type: ignore[misc]
+        assert await eventually(lambda d=device: _is(conn, d, "disconnected"))  # type: ignore[misc]
 
 
 async def _refusals(server: ServerProcess) -> list[int]:
@@ -219,13 +211,13 @@ async def _upgraded(client: Recorder) -> bool:
 
 
 async def test_a_client_that_stops_reading_is_dropped_alone(
-    db_url: str, tmp_path: Path, db: asyncpg.Connection
+    db_url: str, tmp_path: Path, conn: asyncpg.Connection
 ) -> None:
     """Past TUIZ_SEND_BUFFER_LIMIT_BYTES of unsent broadcasts the server closes that socket
     instead of holding every message for it; the room goes on."""
-    game = await make_game(db)
-    await make_player(db, game, "dev-host", "host", is_host=True)
-    await make_player(db, game, "dev-stuck", "stuck")
+    game = await make_game(conn)
+    await make_player(conn, game, "dev-host", "host", is_host=True)
+    await make_player(conn, game, "dev-stuck", "stuck")
     room = str(game)
     with run_server(
         db_url,
@@ -256,18 +248,18 @@ async def test_a_client_that_stops_reading_is_dropped_alone(
             # and the server's own passes the limit (bounded: at most 8 MB).
             text = "x" * 16_000
             sent = 0
-            while await _status(db, "dev-stuck") == "active" and sent < 500:
+            while await _status(conn, "dev-stuck") == "active" and sent < 500:
                 for _ in range(10):
                     message = {"i": sent, "t": text}
                     await host.emit("room:message", {"roomId": room, "message": message})
                     assert (await host.expect("room:message"))["message"]["i"] == sent
                     sent += 1
             print(f"stuck client dropped after {sent} broadcasts of 16 KB")
-            assert await _status(db, "dev-stuck") == "disconnected"
+            assert await _status(conn, "dev-stuck") == "disconnected"
             assert await _metric(server, "tuiz_slow_consumers_dropped_total") == 1
             await host.emit("ws:heartbeat")
             await host.expect("ws:pong")
-            assert await _status(db, "dev-host") == "active"
+            assert await _status(conn, "dev-host") == "active"
         finally:
             await host.close()
             await stuck.ws.close()

@@ -7,7 +7,8 @@ WebSocket protocol answers the Socket.IO client's direct WebSocket connection
 (`/socket.io/?EIO=4&transport=websocket`, what the TUIZ client opens first) itself. Frames are
 parsed and built by the `websockets` sans-I/O protocol on the transport's own callbacks, pings
 are timers, a socket's messages run in a task only while it has some (in order, as python-
-engineio does), and a room broadcast writes one pre-built frame to every transport.
+engineio does), a room broadcast is one pre-built frame for every socket, and what a turn of
+the event loop produces for a socket leaves in one write.
 
 python-engineio still owns the session table (`eio.sockets`): this socket registers there and
 offers what the server calls on its sockets (`send`, `close`, `check_ping_timeout`, the state
@@ -99,12 +100,14 @@ class EngineIOWebSocket(asyncio.Protocol):
     path: ClassVar[str]
     send_buffer_limit: ClassVar[int]
     dropped: ClassVar[int] = 0  # slow consumers closed for their send buffer (a metric)
+    _unflushed: ClassVar[list[EngineIOWebSocket]]  # sockets with frames for this loop turn
 
     __slots__ = (
         "__weakref__",
         "_app_state",
         "_config",
         "_fragments",
+        "_outbox",
         "_pending",
         "_read_paused",
         "_runner",
@@ -148,6 +151,7 @@ class EngineIOWebSocket(asyncio.Protocol):
         self._pending: collections.deque[tuple[int, Any]] | None = None
         self._runner: asyncio.Task[None] | None = None
         self._fragments: tuple[bool, list[bytes]] | None = None
+        self._outbox: list[bytes] | None = None
         self._read_paused = False
 
     # -- transport callbacks -------------------------------------------------------------
@@ -389,15 +393,41 @@ class EngineIOWebSocket(asyncio.Protocol):
     # -- sending -------------------------------------------------------------------------
 
     def write_frame(self, frame: bytes) -> None:
-        """Send a pre-built frame now (a room broadcast), unless the socket is closing."""
+        """Send a pre-built frame (a room broadcast), unless the socket is closing."""
         if not self.closing:
             self._write(frame)
 
     def _write(self, frame: bytes) -> None:
+        """Queue a frame for this turn of the event loop's single write to the socket.
+
+        What one turn produces for a socket (a game's phase change and question, a burst of
+        room messages, an ack and a result) leaves in one write: half the system calls of a
+        write per frame, and the client reads them together.
+        """
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        transport.write(frame)
+        if self._outbox is not None:
+            self._outbox.append(frame)
+            return
+        self._outbox = [frame]
+        cls = type(self)
+        if not cls._unflushed:
+            asyncio.get_running_loop().call_soon(cls._flush_all)
+        cls._unflushed.append(self)
+
+    @classmethod
+    def _flush_all(cls) -> None:
+        sockets, cls._unflushed = cls._unflushed, []
+        for socket in sockets:
+            socket._flush()
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, None
+        transport = self.transport
+        if not outbox or transport is None or transport.is_closing():
+            return
+        transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
         if transport.get_write_buffer_size() > self.send_buffer_limit:
             # A client that stops reading must not make the server hold every broadcast for
             # it; it reconnects and catches up by seq.
@@ -410,7 +440,10 @@ class EngineIOWebSocket(asyncio.Protocol):
             transport.abort()
 
     def _flush_protocol(self) -> None:
-        """Write what the sans-I/O protocol has queued (handshake, pongs, close frames)."""
+        """Write what the sans-I/O protocol has queued (handshake, pongs, close frames).
+
+        Control frames may go ahead of queued messages; a close frame never does (see
+        `_close_transport`)."""
         if self.conn is None or self.transport is None or self.transport.is_closing():
             return
         out = self.conn.data_to_send()
@@ -422,6 +455,7 @@ class EngineIOWebSocket(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        self._flush()  # messages first: nothing may follow the close frame
         conn = self.conn
         if code is not None and conn is not None and conn.close_sent is None:
             with contextlib.suppress(InvalidState):  # not open yet: just close the TCP side
@@ -478,4 +512,5 @@ def websocket_protocol(
     TuizWebSocket.fallback = fallback
     TuizWebSocket.path = path
     TuizWebSocket.send_buffer_limit = send_buffer_limit
+    TuizWebSocket._unflushed = []
     return TuizWebSocket

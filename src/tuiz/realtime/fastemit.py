@@ -3,7 +3,7 @@
 python-socketio's `AsyncManager.emit` encodes a room message once, then starts one asyncio task
 per recipient just to put the packet on that socket's queue. For a quiz room of thousands that
 is thousands of tasks per broadcast. Here the packet is encoded once: a native WebSocket
-(`eio_websocket`) gets the same pre-built frame written to its transport at once, any other
+(`eio_websocket`) gets the same pre-built frame for its next write, any other
 socket (long-polling, upgraded from it) the pre-encoded packet on its queue.
 """
 
