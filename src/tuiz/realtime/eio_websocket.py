@@ -151,7 +151,7 @@ class EngineIOWebSocket(asyncio.Protocol):
         self._pending: collections.deque[tuple[int, Any]] | None = None
         self._runner: asyncio.Task[None] | None = None
         self._fragments: tuple[bool, list[bytes]] | None = None
-        self._outbox: list[bytes] | None = None
+        self._outbox: bytes | list[bytes] | None = None
         self._read_paused = False
 
     # -- transport callbacks -------------------------------------------------------------
@@ -407,10 +407,14 @@ class EngineIOWebSocket(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._outbox is not None:
-            self._outbox.append(frame)
+        outbox = self._outbox
+        if isinstance(outbox, list):
+            outbox.append(frame)
             return
-        self._outbox = [frame]
+        if outbox is not None:
+            self._outbox = [outbox, frame]
+            return
+        self._outbox = frame  # one frame, the usual case: no list for the collector to track
         cls = type(self)
         if not cls._unflushed:
             asyncio.get_running_loop().call_soon(cls._flush_all)
@@ -427,7 +431,7 @@ class EngineIOWebSocket(asyncio.Protocol):
         transport = self.transport
         if not outbox or transport is None or transport.is_closing():
             return
-        transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+        transport.write(outbox if isinstance(outbox, bytes) else b"".join(outbox))
         if transport.get_write_buffer_size() > self.send_buffer_limit:
             # A client that stops reading must not make the server hold every broadcast for
             # it; it reconnects and catches up by seq.
