@@ -46,6 +46,8 @@ from tuiz.web import pages
 
 log = get_logger(__name__)
 
+SOCKETIO_PATH = "socket.io"  # what the TUIZ client (socket.io-client's default) connects to
+
 
 async def resolve_database(ctx: AppContext) -> str:
     """DATABASE_URL when set; otherwise a private PostgreSQL under TUIZ_DATA_DIR."""
@@ -207,7 +209,7 @@ def create_app(settings: Settings | None = None) -> Any:
         ping_timeout=ctx.settings.ping_timeout_ms / 1000,
     )
     ctx.sio = sio
-    app = socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
+    app = socketio.ASGIApp(sio, other_asgi_app=api, socketio_path=SOCKETIO_PATH)
     app.tuiz_ctx = ctx  # the CLI's server drains sockets through it before closing connections
     return app
 
@@ -221,6 +223,7 @@ def websocket_protocol_for(app: Any, ws: str) -> Any:
     protocol = websocket_protocol(
         ctx.sio.eio,
         fallback=import_from_string(WS_PROTOCOLS.get(ws) or ws),
+        path=f"/{SOCKETIO_PATH}/",
         send_buffer_limit=ctx.settings.send_buffer_limit_bytes,
     )
     ctx.metrics.observe(

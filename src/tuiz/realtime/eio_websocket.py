@@ -72,7 +72,9 @@ def handshake_environ(request: Request, transport: asyncio.BaseTransport) -> dic
     `HTTP_*` (repeated headers joined with commas, as python-engineio does).
     """
     path, _, query = request.path.partition("?")
-    peer = transport.get_extra_info("peername") or ("", 0)
+    peer = transport.get_extra_info("peername")
+    if not isinstance(peer, tuple):  # a Unix socket's peer has no address
+        peer = ("", 0)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": "GET",
         "PATH_INFO": unquote(path),
@@ -504,8 +506,8 @@ def websocket_protocol(
     eio: engineio.AsyncServer,
     *,
     fallback: type[asyncio.Protocol],
-    path: str = "/socket.io/",
-    send_buffer_limit: int = 4 * 1024 * 1024,
+    path: str,
+    send_buffer_limit: int,
 ) -> type[EngineIOWebSocket]:
     """The uvicorn `ws` protocol class for one Engine.IO server."""
 
