@@ -38,7 +38,11 @@ from websockets.server import ServerProtocol
 from tuiz.logs import get_logger
 
 log = get_logger(__name__)
-_protocol_log = logging.getLogger("uvicorn.error")  # where uvicorn's own protocol logs
+# The sans-I/O protocol logs "connection open/closed" at INFO for every socket: thousands of
+# lines a minute in a big game (5 % of the CPU of a connect storm, measured with py-spy), while
+# each connection is in `websocket_connections` and the metrics anyway. Its warnings stay.
+_protocol_log = logging.getLogger("tuiz.realtime.websocket_protocol")
+_protocol_log.setLevel(logging.WARNING)
 
 # Received messages waiting for the socket's handler before the transport stops reading.
 MAX_PENDING: Final = 32
