@@ -15,8 +15,10 @@ process, then measures, in order:
 3. idle memory: server process-tree RSS (/proc/PID/status VmRSS) after the sender alone is
    connected, and again after the receivers are connected and after they have joined, each
    after `--idle-seconds` of quiet -> KB per connection;
-4. latency: `--messages` broadcasts from one sender at `--rate`/s -> latency to the LAST
-   receiver of each broadcast (p50/p99 across broadcasts), deliveries/s, missing deliveries;
+4. latency: `--warmup-messages` broadcasts first (reported apart: the load clients' first
+   `room:message` handling is slow whatever the server), then `--messages` broadcasts from
+   one sender at `--rate`/s -> latency to the LAST receiver of each broadcast (p50/p99
+   across broadcasts), deliveries/s, missing deliveries;
 5. burst (unless `--burst-messages 0`): `--burst-senders` senders at `--burst-rate`/s each
    (each under tuiz's per-connection rate limit) -> deliveries/s near saturation.
 
@@ -68,6 +70,7 @@ class Options:
     clients: int
     procs: int
     messages: int
+    warmup_messages: int
     rate: float
     burst_messages: int
     burst_senders: int
@@ -689,6 +692,11 @@ async def scenario(
         if pg_pids():
             result["memory"]["postgres_rss_kb"] = rss_kb(pg_pids())
 
+        if opts.warmup_messages > 0:
+            phase("warm-up broadcasts")
+            result["warmup"] = await broadcast_phase(
+                "warmup", opts.warmup_messages, opts.rate, 1, receivers, sender, groups, opts
+            )
         phase("latency broadcasts")
         result["latency"] = await broadcast_phase(
             "latency", opts.messages, opts.rate, 1, receivers, sender, groups, opts
@@ -764,6 +772,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("join", "with_fanout_seconds", "join + user-joined to host (s)", "lower"),
     ("memory", "kb_per_connection", "KB / idle connection", "lower"),
     ("memory", "kb_per_joined_connection", "KB / idle connection in room", "lower"),
+    ("warmup", "last_receiver_max_ms", "warm-up last receiver max (ms)", "lower"),
     ("latency", "last_receiver_p50_ms", "last receiver p50 (ms)", "lower"),
     ("latency", "last_receiver_p99_ms", "last receiver p99 (ms)", "lower"),
     ("latency", "delivery_p99_ms", "any receiver p99 (ms)", "lower"),
@@ -852,6 +861,9 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--procs", type=int, default=4, help="client processes (max 32)")
     p.add_argument("--messages", type=int, default=50, help="broadcasts in the latency phase")
     p.add_argument("--rate", type=float, default=10, help="latency-phase broadcasts/s")
+    p.add_argument(
+        "--warmup-messages", type=int, default=10, help="broadcasts before the latency phase"
+    )
     p.add_argument("--burst-messages", type=int, default=240, help="0 skips the burst phase")
     p.add_argument("--burst-senders", type=int, default=8)
     p.add_argument("--burst-rate", type=float, default=15, help="broadcasts/s per burst sender")
@@ -896,6 +908,7 @@ def parse(argv: list[str] | None) -> Options:
         clients=a.clients,
         procs=min(a.procs, a.clients),
         messages=a.messages,
+        warmup_messages=max(0, min(a.warmup_messages, 1000)),
         rate=a.rate,
         burst_messages=max(0, min(a.burst_messages, 10000)),
         burst_senders=a.burst_senders,
