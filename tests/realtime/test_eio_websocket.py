@@ -254,7 +254,6 @@ async def test_a_client_that_stops_reading_is_dropped_alone(
                     await host.emit("room:message", {"roomId": room, "message": message})
                     assert (await host.expect("room:message"))["message"]["i"] == sent
                     sent += 1
-            print(f"stuck client dropped after {sent} broadcasts of 16 KB")
             assert await _status(conn, "dev-stuck") == "disconnected"
             assert await _metric(server, "tuiz_slow_consumers_dropped_total") == 1
             await host.emit("ws:heartbeat")
