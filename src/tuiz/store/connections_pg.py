@@ -41,15 +41,19 @@ UPDATE public.room_participants rp
 RETURNING rp.game_id, rp.player_id, rp.device_id
 """
 
-_END_OLDER = """
-UPDATE public.room_participants SET status = 'disconnected', left_at = now()
- WHERE game_id = $1 AND device_id = $2 AND status = 'active'
-"""
-
+# One statement, one round trip: end the device's older participation in the game, then
+# record the new one. The INSERT reads the UPDATE's output, so the UPDATE has finished first,
+# and the unique "one active per (game, device)" check no longer sees the row it ended.
 _JOIN = """
+WITH ended AS (
+  UPDATE public.room_participants SET status = 'disconnected', left_at = now()
+   WHERE game_id = $1 AND device_id = $3 AND status = 'active'
+  RETURNING 1
+)
 INSERT INTO public.room_participants
        (game_id, socket_id, device_id, player_id, user_id, role, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+SELECT $1::uuid, $2::varchar, $3::text, $4::uuid, $5::uuid, $6::varchar, $7::jsonb
+  FROM (SELECT count(*) FROM ended) AS done
 """
 
 _LEAVE = """
@@ -107,18 +111,9 @@ class PgConnectionStore:
 
     async def join(self, participation: Participation) -> None:
         p = participation
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(_END_OLDER, p.game_id, p.device_id)
-            await conn.execute(
-                _JOIN,
-                p.game_id,
-                p.socket_id,
-                p.device_id,
-                p.player_id,
-                p.user_id,
-                p.role,
-                p.metadata,
-            )
+        await self._pool.execute(
+            _JOIN, p.game_id, p.socket_id, p.device_id, p.player_id, p.user_id, p.role, p.metadata
+        )
 
     async def leave(self, socket_id: str, game_id: UUID) -> ClosedParticipation | None:
         row = await self._pool.fetchrow(_LEAVE, socket_id, game_id)
