@@ -185,9 +185,10 @@ class EngineIOWebSocket(asyncio.Protocol):
         if self.handshake is not None and conn.handshake_exc is not None:
             self._hand_over()  # not a handshake we take: uvicorn answers it as before
             return
-        self._flush_protocol()
         if conn.close_rcvd is not None or conn.close_sent is not None:
             self._close_transport(None)  # closing handshake, protocol error or bad UTF-8
+        else:
+            self._flush_protocol()  # pongs to the client's pings
 
     def eof_received(self) -> bool | None:
         if self.delegate is not None:
