@@ -64,6 +64,10 @@ def text_frame(payload: bytes) -> bytes:
     return Frame(Opcode.TEXT, payload).serialize(mask=False)
 
 
+_PING_FRAME: Final = text_frame(_PING.encode())
+_CLOSE_FRAME: Final = text_frame(_CLOSE_PACKET.encode())
+
+
 def message_frame(socketio_packet: str) -> bytes:
     """The WebSocket frame of an Engine.IO MESSAGE carrying an encoded Socket.IO packet."""
     return text_frame((_MESSAGE_PACKET + socketio_packet).encode())
@@ -125,12 +129,10 @@ class EngineIOWebSocket(asyncio.Protocol):
         "connected",
         "delegate",
         "handshake",
-        "last_ping",
         "session",
         "sid",
         "transport",
         "upgraded",
-        "upgrading",
     )
 
     def __init__(
@@ -148,11 +150,9 @@ class EngineIOWebSocket(asyncio.Protocol):
         self.sid = ""
         self.session: dict[str, Any] = {}
         self.connected = False
-        self.upgrading = False
         self.upgraded = True  # never long-polling: HTTP requests naming this sid are refused
         self.closing = False
         self.closed = False
-        self.last_ping: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._pending: collections.deque[tuple[int, Any]] | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -380,8 +380,7 @@ class EngineIOWebSocket(asyncio.Protocol):
         self._timer = None
         if self.closing:
             return
-        self.last_ping = asyncio.get_running_loop().time()
-        self._write(text_frame(_PING.encode()))
+        self._write(_PING_FRAME)
         self._timer = asyncio.get_running_loop().call_later(
             self.eio.ping_timeout, self._ping_timed_out
         )
@@ -496,7 +495,7 @@ class EngineIOWebSocket(asyncio.Protocol):
             "disconnect", self.sid, reason or self.eio.reason.SERVER_DISCONNECT, run_async=False
         )
         if not abort:
-            self._write(text_frame(_CLOSE_PACKET.encode()))
+            self._write(_CLOSE_FRAME)
         self.closed = True
         if self.eio.sockets.get(self.sid) is self:
             del self.eio.sockets[self.sid]
