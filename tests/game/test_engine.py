@@ -857,7 +857,8 @@ def test_competition_ranking_with_ties() -> None:
     answer(g, "p1", T0 + 100, "a")  # 1000
     answer(g, "p2", T0 + 15_000, "a")  # 750
     answer(g, "p3", T0 + 15_000, "a")  # 750
-    answer(g, "p4", T0 + 15_000, "b")  # 0
+    assert {r["score"] for r in g.leaderboard()} == {0}  # nothing shows before the reveal
+    answer(g, "p4", T0 + 15_000, "b")  # 0, and the last answer closes the question
     board = g.leaderboard()
     assert [(r["name"], r["score"], r["rank"]) for r in board] == [
         ("dora", 1000, 1),
@@ -911,7 +912,9 @@ def test_snapshot_for_a_player_and_the_host() -> None:
         "elapsed_ms": 3_000,
         "at": opened + 3_000,
     }  # no correctness before the reveal
-    assert snap["me"]["score"] == 950 and snap["me"]["rank"] == 1
+    # Score, streak and correct count move only at the reveal: nothing tells p1 yet.
+    assert snap["me"]["score"] == 0 and snap["me"]["rank"] == 1
+    assert snap["me"]["streak"] == 0 and snap["me"]["correct_count"] == 0
     assert snap["players_count"] == 2 and snap["answered_count"] == 1 and snap["top"] is None
     host = g.snapshot(None)
     assert host["answer_counts"]["a"] == 1 and "me" not in host
@@ -919,6 +922,7 @@ def test_snapshot_for_a_player_and_the_host() -> None:
     revealed = g.snapshot("p1")
     assert revealed["me"]["answer"]["correct"] is True and revealed["me"]["answer"]["points"] == 950
     assert revealed["question"]["choices"][0]["is_correct"] is True
+    assert revealed["me"]["score"] == 950 and revealed["me"]["streak"] == 1
     g.handle(Next(HOST), opened + 6_000)
     assert g.snapshot("p2")["top"][0]["player_id"] == "p1"
     g.handle(Pause(HOST), opened + 7_000)
@@ -967,3 +971,23 @@ def test_late_joiner_missing_the_running_question_keeps_a_zero_streak() -> None:
     join(g, "late", now=opened + 1)
     g.handle(Skip(HOST), opened + 2)
     assert g.players["late"].streak == 0 and g.players["late"].score == 0
+
+
+def test_standing_hides_the_open_questions_outcome_and_keeps_the_previous_streak() -> None:
+    g = new_game(quiz(mc("q1", show_question_time=0), mc("q2", show_question_time=0)))
+    join(g, "p1")
+    join(g, "p2")
+    g.handle(Start(HOST), T0)
+    answer(g, "p1", T0 + 100, "a")  # correct: 1000, streak 1
+    g.handle(Skip(HOST), T0 + 200)
+    g.handle(Next(HOST), T0 + 300)
+    while g.phase is not Phase.ANSWERING:
+        g.handle(Next(HOST), T0 + 400)
+    opened = g.phase_started_at
+    answer(g, "p1", opened + 100, "b")  # wrong: streak would drop to 0
+    p1 = g.players["p1"]
+    assert p1.score == 1000 and p1.streak == 0  # the truth, for the host's report
+    assert g.standing(p1) == (1000, 1, 1)  # what anyone is shown before the reveal
+    answer(g, "p2", opened + 100, "a")
+    assert g.phase is Phase.ANSWER_REVEAL
+    assert g.standing(g.players["p2"]).score > 0 and g.standing(p1) == (1000, 1, 0)

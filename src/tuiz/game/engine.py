@@ -49,6 +49,7 @@ from tuiz.game.model import (
     PlayerJoined,
     PlayerKicked,
     PlayerState,
+    Standing,
     Question,
     QuestionType,
     Quiz,
@@ -252,24 +253,45 @@ class Game:
         """Players who are in the game (not kicked)."""
         return (p for p in self.players.values() if not p.kicked)
 
+    def unrevealed(self, player: PlayerState) -> AnswerAccepted | None:
+        """The player's answer to the question still open: its outcome is secret until the
+        reveal, so nothing shown (score, rank, streak) may include it yet."""
+        question = self.current_question
+        if question is None or self.clock.phase not in (Phase.QUESTION, Phase.ANSWERING):
+            return None
+        return player.answers.get(question.id)
+
+    def standing(self, player: PlayerState) -> Standing:
+        """Score, correct count and streak as of the last reveal (what anyone may be shown)."""
+        hidden = self.unrevealed(player)
+        if hidden is None:
+            return Standing(player.score, player.correct_count, player.streak)
+        return Standing(
+            player.score - hidden.points,
+            player.correct_count - (1 if hidden.correct else 0),
+            player.streak_before,
+        )
+
     def leaderboard(self, top: int | None = None) -> list[dict[str, Any]]:
-        """Competition ranking (1, 2, 2, 4); equal scores share a rank, listed by name then id."""
-        ordered = sorted(self.seated(), key=lambda p: (-p.score, p.name.casefold(), p.id))
+        """Competition ranking (1, 2, 2, 4) on revealed scores; equal scores share a rank,
+        listed by name then id."""
+        shown = [(p, self.standing(p)) for p in self.seated()]
+        shown.sort(key=lambda ps: (-ps[1].score, ps[0].name.casefold(), ps[0].id))
         rows: list[dict[str, Any]] = []
         rank = 0
         previous: int | None = None
-        for position, p in enumerate(ordered, start=1):
-            if p.score != previous:
-                rank, previous = position, p.score
+        for position, (p, standing) in enumerate(shown, start=1):
+            if standing.score != previous:
+                rank, previous = position, standing.score
             if top is not None and position > top:
                 break
             rows.append(
                 {
                     "player_id": p.id,
                     "name": p.name,
-                    "score": p.score,
+                    "score": standing.score,
                     "rank": rank,
-                    "correct_count": p.correct_count,
+                    "correct_count": standing.correct_count,
                 }
             )
         return rows
@@ -283,7 +305,8 @@ class Game:
         player = self.players.get(player_id)
         if player is None or player.kicked:
             return None
-        return 1 + sum(1 for p in self.seated() if p.score > player.score)
+        score = self.standing(player).score
+        return 1 + sum(1 for p in self.seated() if self.standing(p).score > score)
 
     def answer_counts(self) -> dict[str, int]:
         """The current question's tally: choice id -> count (type_answer: normalised text)."""
@@ -379,13 +402,14 @@ class Game:
             }
             if reveal:
                 mine.update(correct=answer.correct, points=answer.points, streak=answer.streak)
+        standing = self.standing(player)
         snap["me"] = {
             "player_id": player.id,
             "name": player.name,
             "kicked": player.kicked,
-            "score": player.score,
-            "streak": player.streak,
-            "correct_count": player.correct_count,
+            "score": standing.score,
+            "streak": standing.streak,
+            "correct_count": standing.correct_count,
             "rank": self.rank_of(player.id),
             "answer": mine,
             "can_answer": (
@@ -740,6 +764,7 @@ class Game:
     def _apply_answer(self, event: AnswerAccepted) -> None:
         player = self.players[event.player_id]
         player.answers[event.question_id] = event
+        player.streak_before = player.streak
         player.score += event.points
         player.streak = event.streak
         if event.correct:

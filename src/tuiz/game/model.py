@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from tuiz.errors import ErrorCode, TuizError
 
@@ -322,7 +322,16 @@ class PlayerState:
     score: int = 0
     streak: int = 0
     correct_count: int = 0
+    streak_before: int = 0  # before the latest answer: shown while that answer is secret
     answers: dict[str, AnswerAccepted] = field(default_factory=dict)  # by question id
+
+
+class Standing(NamedTuple):
+    """A player's standing as others may see it."""
+
+    score: int
+    correct_count: int
+    streak: int
 
 
 def quiz_to_dict(quiz: Quiz) -> dict[str, Any]:
