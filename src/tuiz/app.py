@@ -24,12 +24,12 @@ from tuiz.cluster.fanout import RedisFanout
 from tuiz.config import Settings
 from tuiz.context import AppContext
 from tuiz.jobs import maintenance
+from tuiz.live.hub import GameHub
 from tuiz.logs import get_logger
 from tuiz.realtime import jsoncodec
 from tuiz.realtime.eio_websocket import EngineIOWebSocket, websocket_protocol
 from tuiz.realtime.fastemit import FastEmitManager
-from tuiz.realtime.game_sockets import GameSockets
-from tuiz.realtime.games import GameHub
+from tuiz.realtime.game_sockets import GameSockets, SocketPublisher
 from tuiz.realtime.server import Realtime
 from tuiz.store import migrations
 from tuiz.store.connections import ConnectionStore
@@ -130,7 +130,9 @@ async def start_realtime(ctx: AppContext) -> None:
     await ctx.realtime.start()
     if isinstance(events, EventLog):
         games = GameRepository(ctx.require_pool())
-        ctx.hub = GameHub(sio=ctx.sio, settings=ctx.settings, events=events, games=games)
+        ctx.hub = GameHub(
+            publisher=SocketPublisher(ctx.sio), settings=ctx.settings, events=events, games=games
+        )
         GameSockets(ctx.realtime, ctx.hub, games)
         ctx.hub.start()
         hub = ctx.hub

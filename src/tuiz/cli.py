@@ -104,7 +104,7 @@ def replay(
     import uuid as uuid_mod
 
     from tuiz.errors import TuizError
-    from tuiz.realtime.games import replay as replay_game
+    from tuiz.live.hub import replay as replay_game
     from tuiz.store.db import create_pool
     from tuiz.store.events import EventLog
 

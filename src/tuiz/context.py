@@ -12,7 +12,7 @@ from tuiz.config import Settings
 from tuiz.metrics import Metrics
 
 if TYPE_CHECKING:
-    from tuiz.realtime.games import GameHub
+    from tuiz.live.hub import GameHub
     from tuiz.realtime.server import Realtime
     from tuiz.store.embedded import EmbeddedPostgres
     from tuiz.store.events import EventLog

@@ -68,10 +68,13 @@ async def test_rest_game_flow(server: ServerProcess, db_url: str, http: httpx.As
 
     path = f"/games/{gid}/players/{rei['id']}/answer"
     body = {"question_id": qid, "answer_id": tokyo, "is_correct": False, "points_earned": 99999}
-    assert (await http.post(path, json=body)).status_code == 403  # no device, no token
-    ok = await http.post(path, json=body, headers={"x-device-id": "d-rei"})
+    assert (await http.post(path, json=body)).status_code == 403  # no token
+    claimed = await http.post(path, json=body, headers={"x-device-id": "d-rei"})
+    assert claimed.status_code == 403  # a device id is a claim, not a credential
+    seat = {"x-resume-token": rei["resume_token"]}
+    ok = await http.post(path, json=body, headers=seat)
     assert ok.status_code == 201, ok.text
-    again = await http.post(path, json=body, headers={"x-device-id": "d-rei"})
+    again = await http.post(path, json=body, headers=seat)
     assert again.json() == ok.json()  # the same answer: same acknowledgement
     other = {**body, "client_answer_id": "second"}
     conflict = await http.post(path, json=other, headers={"x-resume-token": rei["resume_token"]})
@@ -90,11 +93,12 @@ async def test_rest_game_flow(server: ServerProcess, db_url: str, http: httpx.As
     ended = await http.patch(f"/games/{gid}/status", json={"action": "end"}, headers=host)
     assert ended.json()["status"] == "finished"
 
-    report = (await http.get(f"/games/{gid}/report")).json()
+    assert (await http.get(f"/games/{gid}/report")).status_code == 403  # the host's
+    report = (await http.get(f"/games/{gid}/report", headers=host)).json()
     first = report["questions"][0]
     assert first["answered"] == 1 and first["correct_rate"] == 1.0
     assert report["players"][0]["answers"][qid]["correct"] is True
-    csv_text = (await http.get(f"/games/{gid}/report?format=csv")).text
+    csv_text = (await http.get(f"/games/{gid}/report?format=csv", headers=host)).text
     rows = list(csv.reader(io.StringIO(csv_text)))
     assert rows[0][:3] == ["rank", "player", "score"] and rows[1][1] == "Rei"
 

@@ -133,7 +133,7 @@ async def test_kill_9_mid_question_then_restart(db_url: str, tmp_path: Path) -> 
             b2, b_state = await _rejoin(url, b, 0)
             clients += [a2, b2]
             mine = a_state["snapshot"]["me"]["answer"]
-            assert mine is not None and mine["answer_id"] == acked["answerId"]
+            assert mine is not None and mine["answerId"] == acked["answerId"]
             assert b_state["snapshot"]["me"]["answer"] is None
             assert b_state["snapshot"]["timeLeftMs"] > 0  # the deadline survived the crash
 
@@ -182,7 +182,10 @@ async def test_replay_cli_and_endpoint_match_the_live_game(db_url: str, tmp_path
             await a.client.expect("game:question:ended")
             live = await _scores(server.url, game["id"])
             async with httpx.AsyncClient(base_url=server.url) as http:
-                replayed = (await http.get(f"/games/{game['id']}/replay")).json()
+                path = f"/games/{game['id']}/replay"
+                assert (await http.get(path)).status_code == 403  # true scores: host only
+                host_only = {"x-host-token": game["host_token"]}
+                replayed = (await http.get(path, headers=host_only)).json()
         finally:
             await host.client.close()
             await a.client.close()

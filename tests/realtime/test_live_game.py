@@ -253,9 +253,15 @@ async def test_pause_preserves_time_left_and_rejoin_gets_the_seat(
     )
     assert back["ok"], back
     me = back["snapshot"]["me"]
-    assert me["playerId"] == alice.player_id and me["answer"]["answer_id"] == "alice-1"
+    assert me["playerId"] == alice.player_id and me["answer"]["answerId"] == "alice-1"
     assert back["snapshot"]["paused"] is True and back["snapshot"]["gameId"] == game["id"]
-    assert [e["seq"] for e in back["missed"]] == list(range(1, len(back["missed"]) + 1))
+    # The catch-up is what alice's socket received live, in order, as socket events.
+    missed = back["missed"]
+    assert [m["seq"] for m in missed] == sorted(m["seq"] for m in missed)
+    events = [m["event"] for m in missed]
+    assert events[:2] == ["game:started", "game:phase:change"]
+    assert "game:question:started" in events and events[-1] == "game:pause"
+    assert missed[-1]["data"]["remainingMs"] == pause["remainingMs"]
     wrong_device = await Recorder(server.url).connect()
     closing.append(wrong_device)
     await wrong_device.register("dev-thief")

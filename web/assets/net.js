@@ -231,70 +231,22 @@ export const SHAPES = [
   { name: 'heart', glyph: '♥', cls: 'c5' },
 ];
 
-// -- wire shapes: the protocol document's camelCase, tolerant of the engine's snake_case ----
+// -- wire shapes: one camelCase shape per socket payload (docs/game-protocol.md) -----------
 
-function pick(obj, ...keys) {
-  if (!obj) return undefined;
-  for (const key of keys) if (obj[key] !== undefined) return obj[key];
-  return undefined;
-}
-
-export function normEntry(e) {
-  return {
-    playerId: pick(e, 'playerId', 'player_id', 'id'),
-    name: pick(e, 'name', 'playerName', 'player_name') ?? '',
-    score: pick(e, 'score') ?? 0,
-    rank: pick(e, 'rank'),
-    correctCount: pick(e, 'correctCount', 'correct_count'),
-  };
-}
-
+/** A leaderboard from a socket payload: `[{playerId, name, score, rank, correctCount}]`. */
 export function normBoard(list) {
-  return Array.isArray(list) ? list.map(normEntry) : null;
-}
-
-export function normAnswer(a) {
-  if (!a) return null;
-  const choiceIds = pick(a, 'choiceIds', 'choice_ids') || (a.answer ? [a.answer] : []);
-  return {
-    questionId: pick(a, 'questionId', 'question_id'),
-    answerId: pick(a, 'answerId', 'answer_id'),
-    choiceIds: [...choiceIds],
-    text: a.text ?? null,
-    correct: a.correct,
-    points: a.points,
-  };
+  return Array.isArray(list) ? list : null;
 }
 
 /** A game snapshot (game:join / game:rejoin / game:host:join / game:state acks). */
 export function normSnapshot(s) {
   if (!s) return null;
-  const me = s.me ? {
-    playerId: pick(s.me, 'playerId', 'player_id'),
-    name: s.me.name,
-    score: s.me.score,
-    rank: s.me.rank,
-    kicked: s.me.kicked,
-    answer: normAnswer(s.me.answer),
-  } : null;
   return {
-    gameId: pick(s, 'gameId', 'game_id'),
-    pin: s.pin,
-    status: s.status,
-    phase: s.phase,
-    questionIndex: pick(s, 'questionIndex', 'question_index'),
-    totalQuestions: pick(s, 'totalQuestions', 'question_count', 'total_questions'),
-    question: s.question || null,
-    phaseEndsAt: pick(s, 'phaseEndsAt', 'phase_ends_at') ?? null,
-    timeLeftMs: pick(s, 'timeLeftMs', 'time_left_ms') ?? null,
+    ...s,
     paused: Boolean(s.paused),
     locked: Boolean(s.locked),
-    playersCount: pick(s, 'playersCount', 'players_count'),
-    answeredCount: pick(s, 'answeredCount', 'answered_count'),
-    answerCounts: pick(s, 'answerCounts', 'answer_counts') || null,
-    leaderboard: normBoard(pick(s, 'leaderboard', 'top')),
-    players: pick(s, 'players') || null,
-    lastSeq: pick(s, 'lastSeq', 'last_seq'),
-    me,
+    answerCounts: s.answerCounts || null,
+    players: s.players || null,
+    me: s.me ? { ...s.me, answer: s.me.answer || null } : null,
   };
 }

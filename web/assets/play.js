@@ -281,11 +281,10 @@ for (const [event, handler] of Object.entries(HANDLERS)) {
   });
 }
 
+/** One event of a rejoin's catch-up `{seq, event, data}`: handled as if it came live. */
 function replay(item) {
-  const event = item && (item.event || item.type);
-  const handler = HANDLERS[event];
-  const payload = item.payload || item.data || item;
-  if (handler && event !== 'game:player-kicked') handler(payload);
+  const handler = HANDLERS[item.event];
+  if (handler && item.event !== 'game:player-kicked') handler(item.data);
   noteSeq(item);
 }
 

@@ -1,27 +1,28 @@
 """Game REST, in the TUIZ reference backend's paths; the engine stays the authority.
 
 Hosts prove themselves with the game's host token (`x-host-token`) or, for games they own,
-their JWT; players with their resume token (`x-resume-token`) or, like the TUIZ client, their
-device id (`x-device-id`) matching the seat. Anything a client claims about correctness, time
-taken or points is ignored.
+their JWT; players with their resume token (`x-resume-token`). A device id is a claim, never
+a credential. Every response body comes from `live.views` for the caller's audience; anything
+a client claims about correctness, time taken or points is ignored.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuiz.api.deps import CallerDep, ContextDep, DeviceDep
-from tuiz.auth import Caller, same_token
+from tuiz.api.deps import CallerDep, ContextDep
+from tuiz.auth import Caller
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.game.model import End, Kick, Lock, Next, Pause, Phase, Resume, Skip, Start
-from tuiz.realtime.game_sockets import accepted_ack, answer_command
-from tuiz.realtime.games import GameHub, GameRunner, replay
+from tuiz.live import views
+from tuiz.live.commands import answer_command
+from tuiz.live.hub import GameHub, replay
+from tuiz.live.runner import GameRunner
+from tuiz.live.views import Audience
 from tuiz.realtime.protocol import check_device_id
 from tuiz.store.quizzes import inline_quiz, load_quiz, parse_content
 
@@ -81,54 +82,8 @@ def _device(value: str) -> str:
         raise TuizError(ErrorCode.VALIDATION_ERROR, f"device_id: {exc}") from None
 
 
-def _require_host(hub: GameHub, runner: GameRunner, who: Caller, token: str | None) -> str:
-    """The host's player id, when the request is the host's; FORBIDDEN otherwise."""
-    owner = runner.record.user_id
-    if owner is not None and who.user_id == owner:
-        return runner.game.host_id
-    if who.is_service:
-        return runner.game.host_id
-    if token is None:
-        raise TuizError(ErrorCode.FORBIDDEN, "host commands need the host token or the owner")
-    hub.check_host(runner, token)
-    return runner.game.host_id
-
-
-def _require_seat(
-    hub: GameHub, runner: GameRunner, player_id: str, device: str | None, token: str | None
-) -> str:
-    player = runner.game.players.get(player_id)
-    if player is None:
-        raise TuizError(ErrorCode.NOT_FOUND, f"no player {player_id} in this game")
-    if token is not None:
-        if not same_token(hub.tokens(runner, player_id, player.device_id), token):
-            raise TuizError(ErrorCode.FORBIDDEN, "resume token does not match this seat")
-    elif device is None or device != player.device_id:
-        raise TuizError(ErrorCode.FORBIDDEN, "this device does not hold that seat")
-    return player_id
-
-
 HostToken = Annotated[str | None, Header(alias="x-host-token", max_length=200)]
 ResumeToken = Annotated[str | None, Header(alias="x-resume-token", max_length=200)]
-
-
-def game_view(runner: GameRunner) -> dict[str, Any]:
-    game, record = runner.game, runner.record
-    return {
-        "id": runner.game_id,
-        "game_code": record.pin,
-        "quiz_set_id": str(record.quiz_set_id) if record.quiz_set_id else None,
-        "quiz_id": game.quiz.id,
-        "status": game.status.value,
-        "phase": game.phase.value,
-        "locked": game.locked,
-        "current_players": sum(1 for p in game.players.values() if not p.kicked),
-        "current_question_index": max(game.question_index, 0),
-        "total_questions": len(game.quiz.questions),
-        "game_settings": record.settings,
-        "created_at": record.created_at.isoformat(),
-        "quiz_title": game.quiz.title,
-    }
 
 
 @router.post("/games", status_code=201)
@@ -151,30 +106,34 @@ async def create_game(request: Request, ctx: ContextDep, who: CallerDep, body: C
         host_name=" ".join(body.player_name.split()),
     )
     return {
-        **game_view(runner),
+        **views.game_view(runner, Audience.HOST),
         "host_player_id": runner.game.host_id,
         "host_token": hub.host_token(runner),
     }
 
 
 @router.get("/games/by-code/{code}")
-async def game_by_code(request: Request, ctx: ContextDep, code: str) -> Any:
-    record = await _hub(request).games.by_pin(code)
+async def game_by_code(request: Request, code: str, who: CallerDep, token: HostToken = None) -> Any:
+    hub = _hub(request)
+    record = await hub.games.by_pin(code)
     if record is None:
         raise TuizError(ErrorCode.NOT_FOUND, f"no game with PIN {code}")
-    return game_view(await _runner(request, str(record.id)))
+    runner = await hub.get(record.id)
+    return views.game_view(runner, hub.audience(runner, who, token))
 
 
 @router.get("/games/{game_id}")
-async def get_game(request: Request, game_id: str) -> Any:
-    return game_view(await _runner(request, game_id))
+async def get_game(request: Request, game_id: str, who: CallerDep, token: HostToken = None) -> Any:
+    hub = _hub(request)
+    runner = await hub.get(game_id)
+    return views.game_view(runner, hub.audience(runner, who, token))
 
 
 @router.get("/games/{game_id}/state")
 async def game_state(request: Request, game_id: str) -> Any:
     runner = await _runner(request, game_id)
     snapshot = runner.snapshot(None)
-    snapshot.pop("me", None)
+    snapshot.pop("answerCounts", None)  # the host's live tally
     return snapshot
 
 
@@ -183,9 +142,9 @@ async def _host_do(
 ) -> Any:
     hub = _hub(request)
     runner = await hub.get(game_id)
-    host = _require_host(hub, runner, who, token)
-    await runner.execute(make(host))
-    return game_view(runner)
+    hub.require_host(runner, who, token)
+    await runner.execute(make(runner.game.host_id))
+    return views.game_view(runner, Audience.HOST)
 
 
 @router.post("/games/{game_id}/start")
@@ -240,21 +199,10 @@ async def explanation_step(
 
 @router.get("/games/{game_id}/questions/current")
 async def current_question(request: Request, game_id: str) -> Any:
-    runner = await _runner(request, game_id)
-    game = runner.game
-    question = game.current_question
-    if question is None:
+    body = views.current_question(await _runner(request, game_id))
+    if body is None:
         raise TuizError(ErrorCode.NOT_FOUND, "no question is running")
-    revealed = game.phase in (Phase.ANSWER_REVEAL, Phase.EXPLANATION, Phase.LEADERBOARD)
-    return {
-        "question": game.public_question(reveal=revealed),
-        "question_index": game.question_index,
-        "total_questions": len(game.quiz.questions),
-        "phase": game.phase.value,
-        "time_limit": question.answering_time,
-        "show_question_time": question.show_question_time,
-        "ends_at": game.phase_ends_at,
-    }
+    return body
 
 
 @router.get("/games/{game_id}/questions/{question_id}/explanation")
@@ -264,14 +212,7 @@ async def question_explanation(request: Request, game_id: str, question_id: str)
     question = next((q for q in game.quiz.questions if q.id == question_id), None)
     if question is None:
         raise TuizError(ErrorCode.NOT_FOUND, f"no question {question_id} in this game")
-    current = game.current_question
-    index = [q.id for q in game.quiz.questions].index(question_id)
-    over = index < game.question_index or (
-        current is not None
-        and current.id == question_id
-        and game.phase not in (Phase.QUESTION, Phase.ANSWERING)
-    )
-    if not over:
+    if question_id not in views.revealed_questions(game):
         raise TuizError(ErrorCode.WRONG_PHASE, "the explanation comes after the answers close")
     e = question.explanation
     return {
@@ -296,30 +237,13 @@ async def join_game(request: Request, game_id: str, body: JoinBody) -> Any:
         "player_name": player.name,
         "device_id": device,
         "is_host": False,
-        "resume_token": hub.tokens(runner, player_id, device),
+        "resume_token": hub.seat_token(runner, player_id, device),
     }
-
-
-def _players(runner: GameRunner) -> list[dict[str, Any]]:
-    ranks = runner.game.ranks()
-    return [
-        {
-            "id": p.id,
-            "player_name": p.name,
-            "score": p.score,
-            "rank": ranks.get(p.id),
-            "connected": p.connected,
-            "kicked": p.kicked,
-            "is_host": False,
-            "joined_at": p.joined_at,
-        }
-        for p in runner.game.players.values()
-    ]
 
 
 @router.get("/games/{game_id}/players")
 async def list_players(request: Request, game_id: str) -> Any:
-    return {"players": _players(await _runner(request, game_id))}
+    return {"players": views.players(await _runner(request, game_id))}
 
 
 @router.delete("/games/{game_id}/players/{player_id}")
@@ -342,13 +266,12 @@ async def submit_answer(
     game_id: str,
     player_id: str,
     body: AnswerBody,
-    device: DeviceDep,
     token: ResumeToken = None,
 ) -> Any:
     """Durable before it answers; 409 when this player already answered differently."""
     hub = _hub(request)
     runner = await hub.get(game_id)
-    _require_seat(hub, runner, player_id, device, token)
+    hub.check_seat(runner, player_id, token)
     command = answer_command(
         player_id,
         body.question_id,
@@ -357,136 +280,74 @@ async def submit_answer(
         answer=body.answer_id,
         text=body.text,
     )
-    return accepted_ack(runner, await runner.answer(command))
+    return views.answer_accepted(runner, await runner.answer(command))
 
 
 @router.get("/games/{game_id}/players/{player_id}/answers")
-async def player_answers(request: Request, game_id: str, player_id: str) -> Any:
-    runner = await _runner(request, game_id)
+async def player_answers(
+    request: Request,
+    game_id: str,
+    player_id: str,
+    who: CallerDep,
+    host_token: HostToken = None,
+    token: ResumeToken = None,
+) -> Any:
+    """A player's answers, to that player (resume token) or the host."""
+    hub = _hub(request)
+    runner = await hub.get(game_id)
     player = runner.game.players.get(player_id)
     if player is None:
         raise TuizError(ErrorCode.NOT_FOUND, f"no player {player_id} in this game")
-    visible = _closed_questions(runner)
-    return {
-        "answers": [
-            {
-                **a.to_dict(),
-                "correct": a.correct if a.question_id in visible else None,
-                "points": a.points if a.question_id in visible else None,
-            }
-            for a in player.answers.values()
-        ]
-    }
-
-
-def _closed_questions(runner: GameRunner) -> set[str]:
-    """Questions whose results may be shown: answering over for them."""
-    game = runner.game
-    questions = [q.id for q in game.quiz.questions]
-    closed = set(questions[: max(game.question_index, 0)])
-    if game.phase not in (Phase.QUESTION, Phase.ANSWERING) and game.current_question:
-        closed.add(game.current_question.id)
-    return closed
+    if hub.is_host(runner, who, host_token):
+        return views.player_answers(runner, player, Audience.HOST)
+    hub.check_seat(runner, player_id, token)
+    return views.player_answers(runner, player, Audience.PLAYER)
 
 
 @router.get("/games/{game_id}/leaderboard")
 async def leaderboard(
     request: Request, game_id: str, limit: Annotated[int, Query(ge=1, le=5000)] = 10
 ) -> Any:
-    runner = await _runner(request, game_id)
-    return {
-        "leaderboard": runner.game.leaderboard(limit),
-        "total": sum(1 for _ in runner.game.seated()),
-    }
-
-
-def report(runner: GameRunner) -> dict[str, Any]:
-    """Per question: distribution, correct rate, average time; per player: answers, rank."""
-    game = runner.game
-    players = list(game.players.values())
-    questions = []
-    for index, q in enumerate(game.quiz.questions):
-        answers = [p.answers[q.id] for p in players if q.id in p.answers]
-        distribution: dict[str, int] = {}
-        for a in answers:
-            for key in a.choice_ids or ((a.text or "").strip().casefold(),):
-                distribution[key] = distribution.get(key, 0) + 1
-        correct = [a for a in answers if a.correct]
-        questions.append(
-            {
-                "index": index,
-                "question_id": q.id,
-                "text": q.text,
-                "type": q.type.value,
-                "answered": len(answers),
-                "distribution": distribution,
-                "correct_rate": round(len(correct) / len(answers), 4) if answers else None,
-                "average_time_ms": round(sum(a.elapsed_ms for a in answers) / len(answers))
-                if answers
-                else None,
-            }
-        )
-    return {
-        "game": game_view(runner),
-        "questions": questions,
-        "players": [
-            {
-                **row,
-                "answers": {
-                    qid: {
-                        "correct": a.correct,
-                        "points": a.points,
-                        "elapsed_ms": a.elapsed_ms,
-                        "choice_ids": list(a.choice_ids),
-                        "text": a.text,
-                    }
-                    for qid, a in game.players[row["player_id"]].answers.items()
-                },
-            }
-            for row in game.leaderboard()
-        ],
-    }
+    return views.leaderboard(await _runner(request, game_id), limit)
 
 
 @router.get("/games/{game_id}/report")
 async def game_report(
-    request: Request, game_id: str, format: Literal["json", "csv"] = "json"
+    request: Request,
+    game_id: str,
+    who: CallerDep,
+    token: HostToken = None,
+    format: Literal["json", "csv"] = "json",
 ) -> Any:
-    data = report(await _runner(request, game_id))
+    """Every answer with its outcome: the host's and the service role's, nobody else's."""
+    hub = _hub(request)
+    runner = await hub.get(game_id)
+    hub.require_host(runner, who, token)
+    data = views.report(runner)
     if format == "json":
         return data
-    out = io.StringIO()
-    writer = csv.writer(out)
-    questions = data["questions"]
-    writer.writerow(["rank", "player", "score", *[f"Q{q['index'] + 1}" for q in questions]])
-    for row in data["players"]:
-        cells = []
-        for q in questions:
-            a = row["answers"].get(q["question_id"])
-            cells.append("" if a is None else f"{'✓' if a['correct'] else '✗'} {a['points']}")
-        writer.writerow([row["rank"], row["name"], row["score"], *cells])
     return Response(
-        out.getvalue(),
+        views.report_csv(data),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="tuiz-{game_id}.csv"'},
     )
 
 
 @router.get("/games/{game_id}/replay")
-async def game_replay(request: Request, game_id: str) -> Any:
-    """The game rebuilt from its event log alone, beside the live state for comparison."""
+async def game_replay(
+    request: Request, game_id: str, who: CallerDep, token: HostToken = None
+) -> Any:
+    """The game rebuilt from its event log alone (host and service only: true scores)."""
     hub = _hub(request)
-    try:
-        gid = uuid.UUID(game_id)
-    except ValueError:
-        raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id!r}") from None
-    game, last_seq = await replay(hub.events, gid)
+    runner = await hub.get(game_id)
+    hub.require_host(runner, who, token)
+    game, last_seq = await replay(hub.events, runner.record.id)
     return {
         "game_id": game_id,
         "last_seq": last_seq,
         "status": game.status.value,
         "phase": game.phase.value,
-        "leaderboard": game.leaderboard(),
+        "leaderboard": views.report_rows(game),
     }
 
 

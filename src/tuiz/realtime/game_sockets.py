@@ -1,34 +1,68 @@
-"""Socket events of live games: join, rejoin, host control, answers, state requests.
+"""Socket events of live games, and the Socket.IO side of the live layer's `Publisher` port.
 
-Payloads are validated here; the rules live in the engine and the ordering and durability in
-`GameRunner`. Refusals go back as the acknowledgement `{ok: false, error, message}` and as
-`game:error` (never `ws:error`, which makes the TUIZ client drop its registration).
+Payloads are validated here; the rules live in the engine, ordering and durability in
+`GameRunner`, and what each audience sees in `live.views`. Refusals go back as the
+acknowledgement `{ok: false, error, message}` and as `game:error` (never `ws:error`, which
+makes the TUIZ client drop its registration).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
+import socketio
 from pydantic import AliasChoices, Field, StringConstraints
 
 from tuiz.auth import same_token
 from tuiz.errors import ErrorCode, TuizError
-from tuiz.game.model import SubmitAnswer
-from tuiz.realtime.games import (
-    HOST_COMMANDS,
-    MISSED_EVENTS_MAX,
-    GameHub,
-    GameRunner,
-    camel,
+from tuiz.game.model import (
+    Command,
+    End,
+    Kick,
+    Lock,
+    Next,
+    Pause,
+    Resume,
+    Skip,
+    Start,
 )
+from tuiz.live.commands import answer_command
+from tuiz.live.hub import GameHub
+from tuiz.live.publisher import Body
+from tuiz.live.runner import GameRunner
+from tuiz.live.views import answer_accepted, board
 from tuiz.realtime.protocol import Payload, parse
-from tuiz.realtime.server import Client, Realtime
+from tuiz.realtime.server import Client, Realtime, watchers_room
 from tuiz.store.games import GameRepository
 from tuiz.store.rooms import RoomAccess
 
 Pin = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class SocketPublisher:
+    """The live layer's messages onto python-socketio rooms and sockets."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+
+    async def to_room(self, room: str, event: str, body: Body) -> None:
+        await self.sio.emit(event, body, room=room)
+
+    async def to_watchers(self, room: str, event: str, body: Body) -> None:
+        await self.sio.emit(event, body, room=watchers_room(room))
+
+    async def to_sockets(self, sids: Iterable[str], event: str, body: Body) -> None:
+        for sid in sids:
+            await self.sio.emit(event, body, to=sid)
+
+    async def enter(self, sid: str, room: str) -> None:
+        await self.sio.enter_room(sid, room)
+
+    async def leave(self, sid: str, room: str) -> None:
+        await self.sio.leave_room(sid, room)
 
 
 class GameRef(Payload):
@@ -43,7 +77,7 @@ class JoinGame(Payload):
 class RejoinGame(GameRef):
     player_id: Id = Field(alias="playerId")
     resume_token: str = Field(alias="resumeToken", max_length=200)
-    last_seq: int | None = Field(default=None, alias="lastSeq", ge=0)
+    last_seq: int | None = Field(default=None, alias="lastSeq", ge=0, le=2**53)
 
 
 class HostJoin(GameRef):
@@ -59,37 +93,29 @@ class AnswerSubmit(GameRef):
     text: str | None = Field(default=None, max_length=200)
 
 
-def answer_command(
-    player_id: str,
-    question_id: str,
-    *,
-    answer_id: str | None,
-    choice_ids: list[str] | None,
-    answer: str | None,
-    text: str | None,
-) -> SubmitAnswer:
-    """One shape for socket and REST answers; without a client id, one per player and
-    question, so the TUIZ client's REST submit and its socket echo are the same answer."""
-    choices = tuple(choice_ids or ([answer] if answer else []))
-    return SubmitAnswer(
-        actor=player_id,
-        question_id=question_id,
-        answer_id=answer_id or f"{player_id}:{question_id}",
-        choice_ids=choices,
-        text=text,
-    )
+def _locked(d: dict[str, Any]) -> bool:
+    return bool(d.get("locked", True))
 
 
-def accepted_ack(runner: GameRunner, accepted: Any) -> dict[str, Any]:
-    return {
-        "ok": True,
-        "gameId": runner.game_id,
-        "playerId": accepted.player_id,
-        "questionId": accepted.question_id,
-        "answerId": accepted.answer_id,
-        "submittedAt": accepted.at,
-        "elapsedMs": accepted.elapsed_ms,
-    }
+HOST_COMMANDS: dict[str, Callable[[str, dict[str, Any]], Command]] = {
+    "game:flow:start": lambda host, _d: Start(actor=host),
+    "game:started": lambda host, _d: Start(actor=host),
+    "game:flow:next": lambda host, _d: Next(actor=host),
+    "game:phase:change": lambda host, _d: Next(actor=host),
+    "game:flow:skip": lambda host, _d: Skip(actor=host),
+    "game:flow:end": lambda host, _d: End(actor=host),
+    "game:end": lambda host, _d: End(actor=host),
+    "game:flow:pause": lambda host, _d: Pause(actor=host),
+    "game:pause": lambda host, _d: Pause(actor=host),
+    "game:flow:resume": lambda host, _d: Resume(actor=host),
+    "game:resume": lambda host, _d: Resume(actor=host),
+    "game:lock": lambda host, d: Lock(actor=host, locked=_locked(d)),
+    "game:room-locked": lambda host, d: Lock(actor=host, locked=_locked(d)),
+    "game:kick": lambda host, d: Kick(
+        actor=host, player_id=str(d.get("playerId", "")), ban=bool(d.get("ban", False))
+    ),
+}
+"""Host commands by socket event (tuiz's own names and the TUIZ client's relayed ones)."""
 
 
 class GameSockets:
@@ -113,11 +139,11 @@ class GameSockets:
         client.seats[runner.game_id] = player_id
         await runner.seat_socket(client.sid, player_id)
         if runner.room not in client.rooms:
-            seat = player_id or runner.game.host_id
-            access = RoomAccess(
-                runner.record.id, uuid.UUID(seat), "player" if player_id else "host"
+            seat = uuid.UUID(player_id or runner.game.host_id)
+            role = "player" if player_id else "host"
+            await self.realtime.join_room(
+                client, runner.room, RoomAccess(runner.record.id, seat, role)
             )
-            await self.realtime.join_room(client, runner.room, access)
 
     async def _join(self, client: Client, data: Any) -> dict[str, Any]:
         payload = parse(JoinGame, data)
@@ -132,33 +158,32 @@ class GameSockets:
             "ok": True,
             "gameId": runner.game_id,
             "playerId": player_id,
-            "resumeToken": self.hub.tokens(runner, player_id, client.device_id),
+            "resumeToken": self.hub.seat_token(runner, player_id, client.device_id),
             "snapshot": runner.snapshot(player_id),
         }
 
     async def _rejoin(self, client: Client, data: Any) -> dict[str, Any]:
+        """Back to a seat with its resume token; `missed` holds what this player would have
+        received since `lastSeq` (None: too far behind, draw from the snapshot)."""
         payload = parse(RejoinGame, data)
         assert client.device_id is not None
         runner = await self.hub.get(payload.game_id)
         player = runner.game.players.get(payload.player_id)
-        expected = self.hub.tokens(runner, payload.player_id, client.device_id)
+        expected = self.hub.seat_token(runner, payload.player_id, client.device_id)
         if player is None or not same_token(expected, payload.resume_token):
             raise TuizError(ErrorCode.FORBIDDEN, "this device does not hold that seat")
         if player.kicked:
             raise TuizError(ErrorCode.FORBIDDEN, "you were removed from this game")
         await self._bind(client, runner, player.id)
-        missed: list[dict[str, Any]] | None = None
-        if payload.last_seq is not None and runner.last_seq - payload.last_seq <= MISSED_EVENTS_MAX:
-            rows = await self.hub.events.read(
-                runner.record.id, after_seq=payload.last_seq, limit=MISSED_EVENTS_MAX
-            )
-            missed = [{"seq": r.seq, "type": r.event_type, "payload": r.payload} for r in rows]
+        missed = None
+        if payload.last_seq is not None:
+            missed = runner.missed(player.id, payload.last_seq)
         return {"ok": True, "snapshot": runner.snapshot(player.id), "missed": missed}
 
     async def _host_join(self, client: Client, data: Any) -> dict[str, Any]:
         payload = parse(HostJoin, data)
         runner = await self.hub.get(payload.game_id)
-        self.hub.check_host(runner, payload.host_token)
+        self.hub.require_host(runner, client.caller, payload.host_token)
         await self._bind(client, runner, None)
         return {"ok": True, "snapshot": runner.snapshot(None)}
 
@@ -167,16 +192,10 @@ class GameSockets:
         return await self.hub.get(ref.game_id)
 
     def _is_host(self, client: Client, runner: GameRunner) -> bool:
-        """A socket that presented the host token, or the TUIZ client's host: the host seat's
-        device, signed in as the game's owner when the game has one."""
+        """A socket bound with the host token, or one signed in as the game's owner."""
         if runner.game_id in client.seats and client.seats[runner.game_id] is None:
             return True
-        record = runner.record
-        return (
-            client.device_id is not None
-            and client.device_id == record.host_device_id
-            and (record.user_id is None or client.caller.user_id == record.user_id)
-        )
+        return self.hub.is_host(runner, client.caller, None)
 
     def _host_command(self, name: str) -> Any:
         build = HOST_COMMANDS[name]
@@ -206,14 +225,7 @@ class GameSockets:
             answer=payload.answer,
             text=payload.text,
         )
-        accepted = await runner.answer(command)
-        ack = accepted_ack(runner, accepted)
-        sids = runner.seats.player_sids.get(player_id, set()) | runner.seats.host_sids
-        for sid in sids:
-            await self.realtime.sio.emit(
-                "game:answer:accepted", {**ack, "roomId": runner.room}, to=sid
-            )
-        return ack
+        return answer_accepted(runner, await runner.answer(command))
 
     async def _state(self, client: Client, data: Any) -> dict[str, Any]:
         runner = await self._runner_for(client, data)
@@ -226,7 +238,7 @@ class GameSockets:
         if runner.game_id not in client.seats:
             raise TuizError(ErrorCode.FORBIDDEN, "join the game first")
         size = runner.game.settings.leaderboard_size
-        return {"ok": True, "leaderboard": [camel(r) for r in runner.game.leaderboard(size)]}
+        return {"ok": True, "leaderboard": board(runner.game, size)}
 
     async def _on_disconnect(self, client: Client) -> None:
         for game_id in list(client.seats):

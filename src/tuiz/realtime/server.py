@@ -406,6 +406,15 @@ class Realtime:
         access = client.rooms.get(payload.room_id)
         if access is None:
             raise TuizError(ErrorCode.FORBIDDEN, f"join room {payload.room_id} before messaging it")
+        if (
+            self.settings.store != "memory"
+            and access.role == "spectator"
+            and str(access.game_id) not in client.seats
+        ):
+            # A game's room is its players' and host's, not any socket that knows its id.
+            raise TuizError(
+                ErrorCode.FORBIDDEN, "only the game's seated players and host may message it"
+            )
         if _json_size(payload.message) > self.settings.max_message_bytes:
             raise TuizError(
                 ErrorCode.PAYLOAD_TOO_LARGE,

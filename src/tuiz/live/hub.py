@@ -1,0 +1,262 @@
+"""Every live game this process owns, loaded on first use or at start-up, and who may act.
+
+Credentials, never claims: a device id says which device is speaking, it proves nothing. The
+host role needs the host token or the owner's JWT; a seat is taken back only with its resume
+token (tokens are HMACs over the game, the seat and the device, so a token works only from the
+device it was issued to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from tuiz.auth import Caller, host_token, same_token, seat_token
+from tuiz.cluster.ownership import Leases
+from tuiz.config import Settings
+from tuiz.errors import ErrorCode, TuizError
+from tuiz.game.engine import Game
+from tuiz.game.model import (
+    EVENT_TYPES,
+    Join,
+    Quiz,
+    event_from_dict,
+    quiz_from_dict,
+    quiz_to_dict,
+    settings_from_dict,
+    settings_to_dict,
+)
+from tuiz.live.publisher import Publisher
+from tuiz.live.runner import GameRunner, now_ms
+from tuiz.live.views import Audience
+from tuiz.logs import get_logger
+from tuiz.store.events import EventLog, NewEvent
+from tuiz.store.games import GameRepository
+
+log = get_logger(__name__)
+
+CREATED = "game:created"
+"""The first event of every game: the quiz (answer key included) and settings, for recovery
+and replay. It is read by the server only, never served to a client."""
+
+
+def _game_from_created(game_id: str, created: dict[str, Any]) -> Game:
+    return Game.create(
+        game_id=game_id,
+        pin=created["pin"],
+        quiz=quiz_from_dict(created["quiz"]),
+        settings=settings_from_dict(created["settings"]),
+        host_id=created["host_id"],
+        host_device_id=created["host_device_id"],
+        now=created["at"],
+    )
+
+
+async def replay(events: EventLog, game_id: uuid.UUID) -> tuple[Game, int]:
+    """The game as its log says it is, and the last seq read (`tuiz replay`, recovery)."""
+    game: Game | None = None
+    last_seq, after, page_size = 0, 0, 5000
+    while True:
+        page = await events.read(game_id, after_seq=after, limit=page_size)
+        for row in page:
+            if row.event_type == CREATED:
+                game = _game_from_created(str(game_id), row.payload)
+            elif row.event_type in EVENT_TYPES:
+                if game is None:
+                    raise TuizError(ErrorCode.NOT_FOUND, f"game {game_id} has no creation event")
+                game.apply(event_from_dict(row.payload))
+            last_seq = row.seq
+        if len(page) < page_size:
+            break
+        after = page[-1].seq
+    if game is None:
+        raise TuizError(ErrorCode.NOT_FOUND, f"game {game_id} has no event log")
+    return game, last_seq
+
+
+class GameHub:
+    """The live games of this process: one `GameRunner` each, one lease each."""
+
+    def __init__(
+        self,
+        *,
+        publisher: Publisher,
+        settings: Settings,
+        events: EventLog,
+        games: GameRepository,
+    ) -> None:
+        self.publisher = publisher
+        self.settings = settings
+        self.events = events
+        self.games = games
+        self.runners: dict[str, GameRunner] = {}
+        self._loading: dict[str, asyncio.Future[GameRunner]] = {}
+        self.leases = Leases(games, settings.game_lease_ms)
+
+    @property
+    def owner(self) -> str:
+        return self.leases.owner
+
+    def start(self) -> None:
+        self.leases.start(
+            held=lambda: [r.record.id for r in self.runners.values()], lost=self._lost
+        )
+
+    def _lost(self, game_id: uuid.UUID) -> None:
+        runner = self.runners.get(str(game_id))
+        if runner is not None:
+            runner.broken = True
+            self.evict(runner)
+
+    def evict(self, runner: GameRunner) -> None:
+        runner.stop()
+        if self.runners.get(runner.game_id) is runner:
+            del self.runners[runner.game_id]
+            if not runner.broken:  # a lost lease is someone else's now
+                runner.spawn(self.leases.release([runner.record.id]))
+
+    async def get(self, game_id: str | uuid.UUID) -> GameRunner:
+        key = str(game_id)
+        runner = self.runners.get(key)
+        if runner is not None:
+            return runner
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(key))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda _f: self._loading.pop(key, None))
+        return await asyncio.shield(loading)
+
+    async def create(
+        self,
+        *,
+        quiz: Quiz,
+        quiz_set_id: uuid.UUID | None,
+        raw_settings: dict[str, Any],
+        user_id: uuid.UUID | None,
+        host_device_id: str,
+        host_name: str,
+    ) -> GameRunner:
+        """A new game. Its first log event holds the quiz and settings as they are now, so
+        editing the quiz later never changes a game being played or replayed."""
+        settings = settings_from_dict(raw_settings)
+        record = await self.games.create(
+            quiz_set_id=quiz_set_id,
+            total_questions=len(quiz.questions),
+            settings=settings_to_dict(settings),
+            user_id=user_id,
+            host_device_id=host_device_id,
+            host_name=host_name,
+        )
+        assert record.host_player_id is not None
+        await self.leases.claim(record.id)
+        created = {
+            "type": CREATED,
+            "quiz": quiz_to_dict(quiz),
+            "settings": settings_to_dict(settings),
+            "host_id": str(record.host_player_id),
+            "host_device_id": host_device_id,
+            "pin": record.pin,
+            "at": now_ms(),
+        }
+        stored = await self.events.append(
+            NewEvent(game_id=record.id, event_type=CREATED, action="create", payload=created)
+        )
+        game = _game_from_created(str(record.id), created)
+        runner = GameRunner(self, record, game, stored.seq, new=True)
+        self.runners[runner.game_id] = runner
+        return runner
+
+    async def _load(self, game_id: str) -> GameRunner:
+        """Rebuild a game from its event log alone (crash recovery is this, too)."""
+        try:
+            gid = uuid.UUID(game_id)
+        except ValueError:
+            raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id!r}") from None
+        record = await self.games.get(gid)
+        if record is None:
+            raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id}")
+        await self.leases.claim(gid)
+        game, last_seq = await replay(self.events, gid)
+        runner = GameRunner(self, record, game, last_seq)
+        self.runners[game_id] = runner
+        runner._reschedule()  # a deadline already past fires at once
+        return runner
+
+    async def resume_live_games(self) -> int:
+        """After a restart: take up every active game so its timers run again."""
+        count = 0
+        for game_id in await self.games.live_game_ids():
+            try:
+                await self.get(game_id)
+                count += 1
+            except Exception:
+                log.exception("resume_failed", game_id=str(game_id))
+        return count
+
+    async def close(self) -> None:
+        """Stop every game's timers, write their projections one last time, let them go."""
+        await self.leases.stop()
+        for runner in list(self.runners.values()):
+            runner.stop()
+            runner._projection_dirty = True
+            await runner._save_projection()
+        await self.leases.release([r.record.id for r in self.runners.values()])
+
+    # -- credentials -----------------------------------------------------------------------
+
+    def seat_token(self, runner: GameRunner, player_id: str, device_id: str) -> str:
+        return seat_token(self.settings.jwt_secret, runner.game_id, player_id, device_id)
+
+    def host_token(self, runner: GameRunner) -> str:
+        return host_token(self.settings.jwt_secret, runner.game_id, runner.game.host_id)
+
+    def is_host(self, runner: GameRunner, who: Caller, token: object) -> bool:
+        """The service role, the game's owner (JWT), or whoever holds the host token."""
+        owner = runner.record.user_id
+        if who.is_service or (owner is not None and who.user_id == owner):
+            return True
+        return token is not None and same_token(self.host_token(runner), token)
+
+    def require_host(self, runner: GameRunner, who: Caller, token: object) -> None:
+        if not self.is_host(runner, who, token):
+            raise TuizError(ErrorCode.FORBIDDEN, "host commands need the host token or the owner")
+
+    def audience(self, runner: GameRunner, who: Caller, token: object) -> Audience:
+        return Audience.HOST if self.is_host(runner, who, token) else Audience.PUBLIC
+
+    def check_seat(self, runner: GameRunner, player_id: str, token: object) -> None:
+        """The seat's resume token, or FORBIDDEN: a device id alone never takes a seat."""
+        player = runner.game.players.get(player_id)
+        if player is None:
+            raise TuizError(ErrorCode.NOT_FOUND, f"no player {player_id} in this game")
+        expected = self.seat_token(runner, player_id, player.device_id)
+        if not same_token(expected, token):
+            raise TuizError(ErrorCode.FORBIDDEN, "this seat needs its resume token")
+        if player.kicked:
+            raise TuizError(ErrorCode.FORBIDDEN, "you were removed from this game")
+
+    async def join(self, runner: GameRunner, device_id: str, name: str) -> str:
+        """A new seat for this device: engine rules first, then the row.
+
+        A device that already holds a seat gets CONFLICT: it returns with `game:rejoin` and the
+        seat's resume token. Handing the seat to whoever names the device would let anyone
+        who learns a device id take that player's place.
+        """
+        existing = runner.game.player_by_device(device_id)
+        if existing is not None and not existing.kicked:
+            raise TuizError(
+                ErrorCode.CONFLICT,
+                "this device already has a seat in this game; rejoin with its resume token",
+                playerId=existing.id,
+            )
+        async with runner._join_lock:
+            player_id = str(uuid.uuid4())
+            command = Join(actor=None, player_id=player_id, device_id=device_id, name=name)
+            runner.game.decide(command, now_ms())  # refuse before writing anything
+            await self.games.add_player(
+                runner.record.id, uuid.UUID(player_id), device_id, " ".join(name.split())
+            )
+            await runner.execute(command)
+        return player_id
