@@ -76,6 +76,7 @@ def run_server(
         "TUIZ_PORT": str(port),
         "TUIZ_LOG_FORMAT": "json",
         "TUIZ_DATA_DIR": str(tmp_path / "data"),
+        "TUIZ_SERVICE_KEY": "servers-replay-check-key",
         **env,
     }
     with log_path.open("wb") as log:
@@ -89,5 +90,24 @@ def run_server(
     try:
         wait_ready(server.url, process, log_path)
         yield server
+        if process.poll() is None and environment.get("TUIZ_STORE", "postgres") != "memory":
+            check_replays(server, environment["TUIZ_SERVICE_KEY"])
     finally:
         server.kill()
+
+
+def check_replays(server: ServerProcess, service_key: str) -> None:
+    """Every finished game of the test, rebuilt from its event log alone, ends with the
+    scores the live game had: nothing was applied that was not persisted."""
+    auth = {"authorization": f"Bearer {service_key}"}
+    with httpx.Client(base_url=server.url, timeout=30, headers=auth) as http:
+        listed = http.get("/games", params={"limit": 200})
+        assert listed.status_code == 200, listed.text
+        for game in listed.json()["games"]:
+            if game["status"] != "finished":
+                continue
+            live = http.get(f"/games/{game['id']}/report").json()["players"]
+            replayed = http.get(f"/games/{game['id']}/replay").json()["leaderboard"]
+            assert {r["player_id"]: r["score"] for r in replayed} == {
+                r["player_id"]: r["score"] for r in live
+            }, f"game {game['id']}: replay differs from the live game"
