@@ -17,12 +17,15 @@ class Recorder:
         self.transports = transports or ["websocket"]
         self.sio = socketio.AsyncClient(reconnection=False)
         self._queues: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self.log: list[tuple[str, Any]] = []  # every event received, in order
         self.sio.on("*", self._record)
         self.disconnected = asyncio.Event()
         self.sio.on("disconnect", self._on_disconnect)
 
     async def _record(self, event: str, *args: Any) -> None:
-        self._queues[event].put_nowait(args[0] if args else None)
+        data = args[0] if args else None
+        self.log.append((event, data))
+        self._queues[event].put_nowait(data)
 
     async def _on_disconnect(self, *args: Any) -> None:
         self.disconnected.set()
