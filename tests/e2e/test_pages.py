@@ -288,6 +288,8 @@ def test_reload_mid_question_keeps_seat_score_and_answer(
     dana.reload()
     expect(in_screen(dana, "question")).to_be_visible()
     expect(dana.get_by_text("Answer received")).to_be_visible()
+    expect(dana.locator("#q-number")).to_have_text(f"Question 2 of {len(SHORT_QUIZ)}")
+    expect(dana.locator("#q-timer")).to_have_text(re.compile(r"^\d+$"))
     expect(dana.locator("#q-my-answer")).to_have_text("Autumn")
     expect(dana.locator("#q-score")).to_have_attribute("data-value", str(score))
     expect(dana.locator("#q-text")).to_have_text(SHORT_QUIZ[1].text)
@@ -433,7 +435,16 @@ def test_network_loss_returns_to_the_same_seat(pages: Pages, quizzes: dict[str, 
     kai = join(pages, pin, "Kai")
     before = seat(jun)
     host.get_by_role("button", name="Start game").click()
-    open_answering(host, [jun, kai], SHORT_QUIZ[0].text)
+    expect(jun.locator("#q-text")).to_have_text(SHORT_QUIZ[0].text)
+
+    # Offline when answering opens: the catch-up brings the live events, countdown included.
+    jun.context.set_offline(True)
+    expect(jun.get_by_text("Connection lost. Reconnecting…")).to_be_visible()
+    open_answering(host, [kai], SHORT_QUIZ[0].text)
+    jun.context.set_offline(False)
+    expect(jun.get_by_text("Connection lost. Reconnecting…")).to_be_hidden()
+    expect(jun.locator("#q-number")).to_have_text(f"Question 1 of {len(SHORT_QUIZ)}")
+    expect(jun.locator("#q-timer")).to_have_text(re.compile(r"^\d+$"))
 
     jun.context.set_offline(True)
     expect(jun.get_by_text("Connection lost. Reconnecting…")).to_be_visible()
