@@ -105,9 +105,24 @@ function render() {
         el('td', { text: g.status ?? '' }),
         el('td', { text: g.created_at ? fmt.format(new Date(g.created_at)) : '' }),
         el('td', {},
-          el('a', { href: `/games/${g.id}/report`, text: t('admin.reportLink') }), ' · ',
-          el('a', { href: `/games/${g.id}/report?format=csv`, text: t('admin.csvLink') })))))));
+          reportLink(`/games/${g.id}/report`, t('admin.reportLink')), ' · ',
+          reportLink(`/games/${g.id}/report?format=csv`, t('admin.csvLink'))))))));
   }
+}
+
+/** Reports are the host's and the service role's: fetched with the key, opened as a file. */
+function reportLink(href, text) {
+  const link = el('a', { href, text });
+  link.addEventListener('click', async (event) => {
+    event.preventDefault();
+    const res = await fetch(href, { headers: auth() });
+    if (!res.ok) return;
+    const url = URL.createObjectURL(await res.blob());
+    const save = el('a', { href: url, download: href.endsWith('csv') ? 'report.csv' : 'report.json' });
+    save.click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  });
+  return link;
 }
 
 function dailyChart(daily) {
