@@ -8,6 +8,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 from fastapi import FastAPI
@@ -20,9 +21,11 @@ from tuiz.api import errors as api_errors
 from tuiz.api import games as api_games
 from tuiz.api import ops
 from tuiz.api import quizzes as api_quizzes
+from tuiz.body_limit import BodyLimit, PathLimit
 from tuiz.cluster.fanout import RedisFanout
 from tuiz.config import Settings
 from tuiz.context import AppContext
+from tuiz.http_protocol import ReadTimeoutHttpProtocol, read_timeout_protocol
 from tuiz.jobs import maintenance
 from tuiz.live.hub import GameHub
 from tuiz.logs import get_logger
@@ -31,6 +34,7 @@ from tuiz.realtime.eio_websocket import EngineIOWebSocket, websocket_protocol
 from tuiz.realtime.fastemit import FastEmitManager
 from tuiz.realtime.game_sockets import GameSockets, SocketPublisher
 from tuiz.realtime.server import Realtime
+from tuiz.realtime.socketio_server import TuizSocketIOServer
 from tuiz.store import migrations
 from tuiz.store.connections import ConnectionStore
 from tuiz.store.connections_memory import MemoryConnectionStore
@@ -194,7 +198,7 @@ def create_app(settings: Settings | None = None) -> Any:
     pages.install(api)  # /, /host, /play, /admin, /assets/, /vendor/
 
     redis_url = ctx.settings.redis_url
-    sio = socketio.AsyncServer(
+    sio = TuizSocketIOServer(
         client_manager=(
             RedisFanout(redis_url, metrics=ctx.metrics) if redis_url else FastEmitManager()
         ),
@@ -207,13 +211,70 @@ def create_app(settings: Settings | None = None) -> Any:
         # after ws:connect); other sockets are not held up by it.
         async_handlers=False,
         max_http_buffer_size=ctx.settings.max_http_buffer_bytes,
+        max_packet_bytes=ctx.settings.max_http_buffer_bytes,
         ping_interval=ctx.settings.ping_interval_ms / 1000,
         ping_timeout=ctx.settings.ping_timeout_ms / 1000,
     )
     ctx.sio = sio
-    app = socketio.ASGIApp(sio, other_asgi_app=api, socketio_path=SOCKETIO_PATH)
+
+    async def close_polling_session(scope: dict[str, Any]) -> None:
+        """A long-polling POST refused for its size ends its session, as Node's server does."""
+        sid = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("sid")
+        if sid:
+            await sio.eio.close_now(sid[0], sio.eio.reason.TRANSPORT_ERROR)
+
+    app: Any = BodyLimit(
+        socketio.ASGIApp(sio, other_asgi_app=api, socketio_path=SOCKETIO_PATH),
+        limit=ctx.settings.max_body_bytes,
+        paths=[
+            PathLimit(
+                f"/{SOCKETIO_PATH}/",
+                ctx.settings.max_http_buffer_bytes,
+                on_refused=close_polling_session,
+            )
+        ],
+    )
+    _observe_bounds(ctx, sio, app)
     app.tuiz_ctx = ctx  # the CLI's server drains sockets through it before closing connections
     return app
+
+
+def _observe_bounds(ctx: AppContext, sio: TuizSocketIOServer, bodies: BodyLimit) -> None:
+    metrics = ctx.metrics
+    metrics.observe(
+        "tuiz_socketio_malformed_packets",
+        "Malformed Socket.IO packets received (each socket's first is logged)",
+        lambda: sio.malformed_packets,
+        counter=True,
+    )
+    metrics.observe(
+        "tuiz_socketio_packets_refused",
+        "Sockets closed for a packet over the attachment or size limit",
+        lambda: sio.sockets_refused,
+        counter=True,
+    )
+    metrics.observe(
+        "tuiz_http_bodies_refused",
+        "HTTP request bodies refused with 413 (TUIZ_MAX_BODY_BYTES, or maxPayload for polling)",
+        lambda: bodies.refused,
+        counter=True,
+    )
+
+
+def http_protocol_for(app: Any) -> type[ReadTimeoutHttpProtocol]:
+    """uvicorn's `http` setting: httptools with deadlines for reading a request."""
+    ctx: AppContext = app.tuiz_ctx
+    protocol = read_timeout_protocol(
+        header_timeout=ctx.settings.header_timeout_ms / 1000,
+        body_timeout=ctx.settings.body_timeout_ms / 1000,
+    )
+    ctx.metrics.observe(
+        "tuiz_http_read_timeouts",
+        "HTTP connections closed for not sending a request's headers or body in time",
+        lambda: protocol.timeouts,
+        counter=True,
+    )
+    return protocol
 
 
 def websocket_protocol_for(app: Any, ws: str) -> Any:

@@ -147,7 +147,12 @@ def serve(
     """Run the server (HTTP, Socket.IO, jobs); applies pending migrations first."""
     import uvicorn
 
-    from tuiz.app import create_app, drain_before_shutdown, websocket_protocol_for
+    from tuiz.app import (
+        create_app,
+        drain_before_shutdown,
+        http_protocol_for,
+        websocket_protocol_for,
+    )
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -177,7 +182,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol_for(app),
         ws=websocket_protocol_for(app, ws),
         # Compressing every frame costs a zlib pass per recipient of every broadcast; Node's
         # Socket.IO leaves it off by default too. Quiz messages are small.
