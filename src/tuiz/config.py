@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=16_384, gt=0, alias="TUIZ_MAX_MESSAGE_BYTES")
     max_http_buffer_bytes: int = Field(default=100_000, gt=0, alias="TUIZ_MAX_HTTP_BUFFER_BYTES")
     # The largest valid quiz (100 questions, every field at its maximum, Japanese text,
-    # JSON with \u escapes) is 4.1 MB; 6.1 MB with its URLs in Japanese too, sent raw.
+    # JSON with \u escapes) is 4.0 MB; 6.1 MB with its URLs in Japanese too, sent raw.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0, alias="TUIZ_MAX_BODY_BYTES")
     header_timeout_ms: int = Field(default=10_000, gt=0, alias="TUIZ_HEADER_TIMEOUT_MS")
     body_timeout_ms: int = Field(default=60_000, gt=0, alias="TUIZ_BODY_TIMEOUT_MS")

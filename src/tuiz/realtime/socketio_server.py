@@ -11,17 +11,20 @@ WebSocket, since all of them hand messages to `_handle_eio_message`):
 - a packet may declare at most `MAX_ATTACHMENTS` binary attachments (tuiz's protocol uses
   none; socket.io-client sends one per binary value), and a packet with its attachments at
   most `max_packet_bytes`; a packet over either limit closes its socket at once;
-- a malformed packet is logged once per socket, as one line without a traceback, and counted;
-  the `MAX_MALFORMED`-th closes the socket (socket.io-client never sends one);
+- a malformed packet (or long-polling payload) is logged once per socket, as one line
+  without a traceback, and counted; the `MAX_MALFORMED`-th closes the socket
+  (socket.io-client never sends one);
 - closing one Engine.IO socket never waits for its client to poll.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import engineio
 import socketio
+from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 
 from tuiz.logs import get_logger
@@ -37,7 +40,30 @@ class TuizEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
 
     The stock one waits until the socket's queue is drained, which for a long-polling client
     means its next GET: a client that never polls again held its POST unanswered for good.
+    A long-polling POST whose payload cannot be decoded is reported to `on_malformed` (the
+    stock server logs a traceback for each and answers "ok").
     """
+
+    on_malformed: Callable[[str, str], Awaitable[None]] | None = None
+
+    def _get_socket(self, sid: str) -> Any:
+        socket = super()._get_socket(sid)
+        if type(socket) is AsyncSocket and "handle_post_request" not in vars(socket):
+            self._guard_posts(socket)
+        return socket
+
+    def _guard_posts(self, socket: Any) -> None:
+        handle = socket.handle_post_request
+
+        async def handle_post_request(environ: dict[str, Any]) -> None:
+            try:
+                await handle(environ)
+            except (ValueError, TypeError, IndexError) as exc:  # the payload's decoding: a
+                # handler's own errors stop in _trigger_event
+                if self.on_malformed is not None:
+                    await self.on_malformed(socket.sid, f"payload: {type(exc).__name__}: {exc}")
+
+        socket.handle_post_request = handle_post_request
 
     async def disconnect(self, sid: str | None = None) -> None:
         if sid is None:
@@ -96,6 +122,7 @@ class TuizSocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
         self.sockets_refused = 0  # metrics: sockets closed for a packet over the limits
         self._malformed: dict[str, int] = {}  # eio sid -> malformed packets so far
         self._pending_bytes: dict[str, int] = {}  # eio sid -> bytes of its binary packet
+        self.eio.on_malformed = self._malformed_packet
 
     def _engineio_server_class(self) -> type[TuizEngineIOServer]:
         return TuizEngineIOServer
