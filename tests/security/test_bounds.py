@@ -422,9 +422,27 @@ def open_fds(server: ServerProcess) -> int:
 @pytest.fixture
 def impatient_server(db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     with run_server(
-        db_url, tmp_path, TUIZ_HEADER_TIMEOUT_MS="1000", TUIZ_BODY_TIMEOUT_MS="1000"
+        db_url,
+        tmp_path,
+        TUIZ_HEADER_TIMEOUT_MS="1000",
+        TUIZ_BODY_TIMEOUT_MS="1000",
+        TUIZ_PING_INTERVAL_MS="2500",
     ) as s:
         yield s
+
+
+async def test_read_deadlines_spare_long_polls_and_websockets(
+    impatient_server: ServerProcess,
+) -> None:
+    """A long-poll waiting for its answer and an open WebSocket outlast the 1 s deadlines."""
+    server = impatient_server
+    ws = await WebSocketClient.open(server)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        sid = json.loads((await http.get(POLLING)).text[1:])["sid"]
+        # Its answer is the first ping, sent 2.5 s after the handshake.
+        assert (await http.get(f"{POLLING}&sid={sid}")).text == "2"
+    assert await asyncio.wait_for(ws.ws.recv(), 10) == "2"
+    await ws.aclose()
 
 
 async def test_slowloris_connections_are_closed_and_new_clients_served(
