@@ -53,6 +53,8 @@ class BodyLimit:
             return
         limit, on_refused = self.limit, None
         path: str = scope["path"]
+        if not path.endswith("/"):
+            path += "/"  # `/socket.io` is served as `/socket.io/` is
         for rule in self.paths:
             if path.startswith(rule.prefix):
                 limit, on_refused = rule.limit, rule.on_refused

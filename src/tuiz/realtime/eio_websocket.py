@@ -51,12 +51,14 @@ MAX_PENDING: Final = 32
 _OPEN: Final = 0
 _MESSAGE: Final = 1
 _CLOSE: Final = 2
+_MALFORMED: Final = 3
 
 # Engine.IO v4 packet types as they start a text frame.
 _PING: Final = "2"
 _PONG: Final = "3"
 _CLOSE_PACKET: Final = "1"
 _MESSAGE_PACKET: Final = "4"
+_IGNORED_PACKETS: Final = ("5", "6")  # UPGRADE and NOOP, ignored as python-engineio does
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -336,7 +338,8 @@ class EngineIOWebSocket(asyncio.Protocol):
             self._enqueue(_CLOSE, (self.eio.reason.CLIENT_DISCONNECT, True))
         elif kind == _PING:  # only an upgrade probe pings the server; answer as engineio does
             self._write(text_frame((_PONG + message[1:]).encode()))
-        # NOOP, UPGRADE and unknown packets are ignored, as python-engineio does.
+        elif kind not in _IGNORED_PACKETS:  # counted as python-engineio's paths count them
+            self._enqueue(_MALFORMED, f"engine.io packet type {kind!r}")
 
     def _enqueue(self, kind: int, item: Any) -> None:
         """Run the socket's handlers one at a time, in arrival order, in a task that lives
@@ -360,6 +363,10 @@ class EngineIOWebSocket(asyncio.Protocol):
                         await self.eio._trigger_event("message", self.sid, item, run_async=False)
                 elif kind == _OPEN:
                     await self._open(*item)
+                elif kind == _MALFORMED:
+                    report = getattr(self.eio, "on_malformed", None)
+                    if report is not None and not self.closing:
+                        await report(self.sid, item)
                 else:
                     reason, abort = item
                     await self.close(wait=False, abort=abort, reason=reason)

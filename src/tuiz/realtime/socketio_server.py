@@ -34,36 +34,88 @@ log = get_logger(__name__)
 MAX_ATTACHMENTS: Final = 4
 MAX_MALFORMED: Final = 5
 
+# What this module overrides or calls of the servers' internals (python-socketio 5.18,
+# python-engineio 4.15): checked when a server is built, so an upgrade that moves one fails
+# at start-up, here, rather than on a hostile client's packet.
+_INTERNALS: Final = {
+    socketio.AsyncServer: (
+        "_handle_eio_message",
+        "_handle_eio_disconnect",
+        "_handle_event",
+        "_handle_ack",
+        "_handle_connect",
+        "_handle_disconnect",
+        "_engineio_server_class",
+    ),
+    engineio.AsyncServer: ("_trigger_event",),
+    AsyncSocket: ("receive", "handle_post_request", "_websocket_handler", "close"),
+}
+
+
+def check_internals() -> None:
+    missing = [
+        f"{cls.__module__}.{cls.__name__}.{name}"
+        for cls, names in _INTERNALS.items()
+        for name in names
+        if not hasattr(cls, name)
+    ]
+    if missing:
+        raise RuntimeError(f"python-socketio/engineio internals moved: {', '.join(missing)}")
+
 
 class TuizEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
     """python-engineio's server whose `disconnect(sid)` does not wait for the client.
 
     The stock one waits until the socket's queue is drained, which for a long-polling client
     means its next GET: a client that never polls again held its POST unanswered for good.
-    A long-polling POST whose payload cannot be decoded is reported to `on_malformed` (the
-    stock server logs a traceback for each and answers "ok").
+    What python-engineio's own sockets (long-polling, its ASGI WebSocket) cannot decode is
+    reported to `on_malformed` instead of being logged with a traceback each time (a POST's
+    payload, a packet of an unknown type) or ending the connection with one (a frame that is
+    no Engine.IO packet).
     """
 
     on_malformed: Callable[[str, str], Awaitable[None]] | None = None
 
-    def _get_socket(self, sid: str) -> Any:
-        socket = super()._get_socket(sid)
-        if type(socket) is AsyncSocket and "handle_post_request" not in vars(socket):
-            self._guard_posts(socket)
-        return socket
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "connect":  # the socket has just been made, and nothing has used it yet
+            socket = self.sockets.get(args[0])
+            if type(socket) is AsyncSocket:
+                self._guard(socket)
+        return await super()._trigger_event(event, *args, **kwargs)
 
-    def _guard_posts(self, socket: Any) -> None:
-        handle = socket.handle_post_request
+    def _guard(self, socket: Any) -> None:
+        sid: str = socket.sid
+        receive = socket.receive
+        handle_post_request = socket.handle_post_request
+        websocket_handler = socket._websocket_handler
 
-        async def handle_post_request(environ: dict[str, Any]) -> None:
+        async def report(exc: Exception) -> None:
+            if self.on_malformed is not None:
+                await self.on_malformed(sid, f"engine.io: {type(exc).__name__}: {exc}")
+
+        # Errors of the handlers themselves stop in _trigger_event: what gets here is decoding.
+        async def guarded_receive(pkt: Any) -> None:
             try:
-                await handle(environ)
-            except (ValueError, TypeError, IndexError) as exc:  # the payload's decoding: a
-                # handler's own errors stop in _trigger_event
-                if self.on_malformed is not None:
-                    await self.on_malformed(socket.sid, f"payload: {type(exc).__name__}: {exc}")
+                await receive(pkt)
+            except _DECODE_ERRORS as exc:
+                await report(exc)
 
-        socket.handle_post_request = handle_post_request
+        async def guarded_post(environ: dict[str, Any]) -> None:
+            try:
+                await handle_post_request(environ)
+            except _DECODE_ERRORS as exc:
+                await report(exc)
+
+        async def guarded_websocket(ws: Any) -> None:
+            try:
+                await websocket_handler(ws)
+            except _DECODE_ERRORS as exc:
+                await report(exc)
+                await self.close_now(sid, self.reason.TRANSPORT_ERROR)
+
+        socket.receive = guarded_receive
+        socket.handle_post_request = guarded_post
+        socket._websocket_handler = guarded_websocket
 
     async def disconnect(self, sid: str | None = None) -> None:
         if sid is None:
@@ -82,6 +134,9 @@ class TuizEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
             queue.put_nowait(None)  # wake a pending long-poll GET or the WebSocket writer
         if self.sockets.get(sid) is socket:
             del self.sockets[sid]
+
+
+_DECODE_ERRORS: Final = (ValueError, TypeError, IndexError, KeyError)
 
 
 def declared_attachments(encoded: str) -> int:
@@ -116,6 +171,7 @@ class TuizSocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server with bounded binary packets and quiet malformed packets."""
 
     def __init__(self, *args: Any, max_packet_bytes: int, **kwargs: Any) -> None:
+        check_internals()
         super().__init__(*args, **kwargs)
         self.max_packet_bytes = max_packet_bytes
         self.malformed_packets = 0  # metrics: every malformed packet received
@@ -165,7 +221,7 @@ class TuizSocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         try:
             pkt = self.packet_class(encoded_packet=data)
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        except (*_DECODE_ERRORS, AttributeError) as exc:
             await self._malformed_packet(eio_sid, f"{type(exc).__name__}: {exc}")
             return
         kind = pkt.packet_type
@@ -199,6 +255,8 @@ class TuizSocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _malformed_packet(self, eio_sid: str, reason: str) -> None:
         """Count it; log the socket's first one; close the socket at `MAX_MALFORMED`."""
+        if eio_sid not in self.eio.sockets:
+            return  # closed already; its client has not stopped sending yet
         self.malformed_packets += 1
         seen = self._malformed.get(eio_sid, 0) + 1
         self._malformed[eio_sid] = seen
@@ -214,6 +272,8 @@ class TuizSocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _refuse(self, eio_sid: str, reason: str) -> None:
         """A packet over the limits: close its socket before taking any more of it."""
+        if eio_sid not in self.eio.sockets:
+            return
         self.sockets_refused += 1
         log.warning("socketio_packet_refused", eio_sid=eio_sid, reason=reason)
         await self.eio.close_now(eio_sid, self.eio.reason.TRANSPORT_ERROR)
