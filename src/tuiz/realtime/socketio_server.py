@@ -1,5 +1,5 @@
 """python-socketio's and python-engineio's servers with bounds on what one client can make
-the server hold, log or wait for. The one place that overrides their internals (both pinned).
+the server hold, log or wait for; the methods of theirs it overrides are checked at start-up.
 
 Measured against the unbounded servers (issue 11): a packet declaring 9,999,999,999 binary
 attachments followed by binary frames kept 198 MB; every malformed packet logged a full
@@ -11,9 +11,9 @@ WebSocket, since all of them hand messages to `_handle_eio_message`):
 - a packet may declare at most `MAX_ATTACHMENTS` binary attachments (tuiz's protocol uses
   none; socket.io-client sends one per binary value), and a packet with its attachments at
   most `max_packet_bytes`; a packet over either limit closes its socket at once;
-- a malformed packet (or long-polling payload) is logged once per socket, as one line
-  without a traceback, and counted; the `MAX_MALFORMED`-th closes the socket
-  (socket.io-client never sends one);
+- a malformed packet (Socket.IO or Engine.IO, or a long-polling payload) is logged once per
+  socket, as one line without a traceback, and counted; the `MAX_MALFORMED`-th closes the
+  socket (socket.io-client never sends one);
 - closing one Engine.IO socket never waits for its client to poll.
 """
 
@@ -40,6 +40,7 @@ MAX_MALFORMED: Final = 5
 _INTERNALS: Final = {
     socketio.AsyncServer: (
         "_handle_eio_message",
+        "_handle_eio_connect",
         "_handle_eio_disconnect",
         "_handle_event",
         "_handle_ack",
@@ -47,7 +48,7 @@ _INTERNALS: Final = {
         "_handle_disconnect",
         "_engineio_server_class",
     ),
-    engineio.AsyncServer: ("_trigger_event",),
+    engineio.AsyncServer: ("_trigger_event",),  # called by tuiz's native WebSocket
     AsyncSocket: ("receive", "handle_post_request", "_websocket_handler", "close"),
 }
 
@@ -76,14 +77,9 @@ class TuizEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
 
     on_malformed: Callable[[str, str], Awaitable[None]] | None = None
 
-    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
-        if event == "connect":  # the socket has just been made, and nothing has used it yet
-            socket = self.sockets.get(args[0])
-            if type(socket) is AsyncSocket:
-                self._guard(socket)
-        return await super()._trigger_event(event, *args, **kwargs)
-
-    def _guard(self, socket: Any) -> None:
+    def guard(self, socket: Any) -> None:
+        """Report what `socket` (one of python-engineio's own) cannot decode; called on its
+        connect event, before anything has used it."""
         sid: str = socket.sid
         receive = socket.receive
         handle_post_request = socket.handle_post_request
@@ -182,6 +178,12 @@ class TuizSocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
 
     def _engineio_server_class(self) -> type[TuizEngineIOServer]:
         return TuizEngineIOServer
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        socket = self.eio.sockets.get(eio_sid)
+        if type(socket) is AsyncSocket:  # not tuiz's native WebSocket
+            self.eio.guard(socket)
+        return await super()._handle_eio_connect(eio_sid, environ)
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
         """python-socketio's dispatch (5.18), with the packet's limits checked first and its
