@@ -243,7 +243,7 @@ def _observe_bounds(ctx: AppContext, sio: TuizSocketIOServer, bodies: BodyLimit)
     metrics = ctx.metrics
     metrics.observe(
         "tuiz_socketio_malformed_packets",
-        "Malformed Socket.IO packets received (each socket's first is logged)",
+        "Malformed Socket.IO or Engine.IO packets received (each socket's first is logged)",
         lambda: sio.malformed_packets,
         counter=True,
     )
