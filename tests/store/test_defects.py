@@ -21,7 +21,7 @@ from tuiz.store.db import connect
 # ---------------------------------------------------------------------------------------------
 
 # Definer functions clients may call: they only ever answer for the caller's own identity.
-CALLER_SCOPED_DEFINERS = {"is_game_member", "is_game_host"}
+CALLER_SCOPED_DEFINERS = {"is_game_member", "is_game_host", "get_quiz_answer_key"}
 
 
 async def test_defect_01_definer_functions_are_not_public(conn: asyncpg.Connection) -> None:
@@ -112,9 +112,12 @@ async def test_defect_03_game_events_are_append_only(conn: asyncpg.Connection) -
     await make_player(conn, game, "dev-p1", "P1")
     await conn.execute("SELECT log_game_event(p_game_id => $1, p_payload => '{\"a\": 1}')", game)
 
-    for sql in ("UPDATE game_events SET payload = '{}'", "DELETE FROM game_events"):
+    for sql in (
+        "SELECT count(*) FROM game_events",  # the raw log is the server's (issue 10)
+        "UPDATE game_events SET payload = '{}'",
+        "DELETE FROM game_events",
+    ):
         async with acting_as(conn, "anon", device="dev-p1"):
-            assert await conn.fetchval("SELECT count(*) FROM game_events") == 1  # can read
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(sql)
         async with acting_as(conn, "service_role"):
@@ -331,10 +334,20 @@ async def test_defect_07_missing_or_bad_headers_mean_nobody(
         "websocket_connections",
         "device_sessions",
     )
+    # Tables a role may not read at all refuse instead (the raw log; connection rows for anon).
+    unreadable = {
+        "anon": {"game_events", "websocket_connections", "device_sessions"},
+        "authenticated": {"game_events"},
+    }
     for role in ("anon", "authenticated"):
         async with acting_as(conn, role, headers=headers):
             assert await conn.fetchval("SELECT public.request_device_id()") is None
             for table in tables:
+                if table in unreadable[role]:
+                    assert not await conn.fetchval(
+                        "SELECT has_table_privilege($1, $2, 'SELECT')", role, f"public.{table}"
+                    )
+                    continue
                 assert await conn.fetchval(f"SELECT count(*) FROM public.{table}") == 0
     # A plain connection without any PostgREST settings is fine too.
     assert await conn.fetchval("SELECT public.request_device_id()") is None
@@ -429,8 +442,9 @@ async def test_defect_08_real_client_device_ids_accepted(
 
 
 async def test_defect_09_players_cannot_write_scores(conn: asyncpg.Connection) -> None:
-    """The player's own device header grants reading its score, never writing it."""
-    game = await make_game(conn)
+    """The player's own device header grants reading its score (once the game is finished),
+    never writing it."""
+    game = await make_game(conn, status="finished")
     player = await make_player(conn, game, "dev-p1", "P1")
     await conn.execute(
         "INSERT INTO game_player_data (player_id, player_device_id, game_id, score)"
@@ -442,7 +456,7 @@ async def test_defect_09_players_cannot_write_scores(conn: asyncpg.Connection) -
         for sql in (
             "UPDATE game_player_data SET score = 99999",
             "INSERT INTO game_player_data (player_id, player_device_id, game_id, score)"
-            " SELECT player_id, player_device_id, game_id, 99999 FROM game_player_data",
+            " SELECT player_id, 'dev-p1', game_id, 99999 FROM game_player_data",
             "DELETE FROM game_player_data",
         ):
             async with acting_as(conn, role, user=uuid4(), device="dev-p1"):

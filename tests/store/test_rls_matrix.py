@@ -9,8 +9,14 @@ The world (built fresh for each test):
   GA seats: HostA (host, dev-host-a) and Guest (dev-guest); GB: HostB (dev-host-b), Bob (dev-b1);
   GG: HostG (dev-host-g). Connections: sock-a (user_a, dev-a), sock-guest (dev-guest),
   sock-b (user_b, dev-b1). Events: GA#1, GA#2, GB#1. Participants: dev-guest in GA, dev-b1 in
-  GB. Flows and player data for GA and GB (player data of Guest and Bob).
+  GB. Flows and player data for GA and GB (player data of Guest and Bob). GB is finished, GA
+  and GG are waiting.
 The guest is `anon` with header x-device-id: dev-guest.
+
+Since issue 10 clients read only what the live views would show them: no raw log, no device
+ids (players, participants and player data are labelled by player name here), scores only of
+finished games, and connection rows only by the signed-in owner (a claimed device id reads
+none). Column privileges are checked in tests/security/test_db_privileges.py.
 """
 
 from __future__ import annotations
@@ -42,18 +48,15 @@ SELECT: dict[str, tuple[Outcome, ...]] = {
         set(), {"HostA", "Guest"}, {"HostB", "Bob"}, {"HostA", "Guest"},
         {"HostA", "Guest", "HostB", "Bob", "HostG"}),
     "game_flows":            (set(), {"GA"}, {"GB"}, {"GA"}, {"GA", "GB"}),
-    "game_player_data":      (
-        set(), {"dev-guest"}, {"dev-b1"}, {"dev-guest"}, {"dev-guest", "dev-b1"}),
+    "game_player_data":      (set(), set(), {"Bob"}, set(), {"Guest", "Bob"}),
     "game_event_counters":   (DENIED, DENIED, DENIED, DENIED, {"GA", "GB"}),
     "game_owners":           (DENIED, DENIED, DENIED, DENIED, {"GA", "GB"}),
     "websocket_connections": (
-        set(), {"sock-a"}, {"sock-b"}, {"sock-guest"}, {"sock-a", "sock-b", "sock-guest"}),
+        DENIED, {"sock-a"}, {"sock-b"}, DENIED, {"sock-a", "sock-b", "sock-guest"}),
     "device_sessions":       (
-        set(), {"dev-a"}, {"dev-b1"}, {"dev-guest"}, {"dev-a", "dev-b1", "dev-guest"}),
-    "game_events":           (
-        set(), {"GA#1", "GA#2"}, {"GB#1"}, {"GA#1", "GA#2"}, {"GA#1", "GA#2", "GB#1"}),
-    "room_participants":     (
-        set(), {"dev-guest"}, {"dev-b1"}, {"dev-guest"}, {"dev-guest", "dev-b1"}),
+        DENIED, {"dev-a"}, {"dev-b1"}, DENIED, {"dev-a", "dev-b1", "dev-guest"}),
+    "game_events":           (DENIED, DENIED, DENIED, DENIED, {"GA#1", "GA#2", "GB#1"}),
+    "room_participants":     (set(), {"Guest"}, {"Bob"}, {"Guest"}, {"Guest", "Bob"}),
 }
 
 INSERT: dict[str, tuple[Outcome, ...]] = {
@@ -120,7 +123,10 @@ EXECUTE: dict[str, set[str]] = {
     "is_game_host(uuid)":                        CLIENTS_AND_SERVER,
     # SECURITY INVOKER readers: RLS decides what they return
     "get_game_leaderboard(uuid,integer)":        CLIENTS_AND_SERVER,
-    "get_game_event_sequence(uuid,integer)":     CLIENTS_AND_SERVER,
+    # the raw log is the server's: its reader too
+    "get_game_event_sequence(uuid,integer)":     SERVER,
+    # a quiz owner's answer key (SECURITY DEFINER, checks auth.uid())
+    "get_quiz_answer_key(uuid)":                 {"authenticated"},
     # the seed's SECURITY DEFINER functions: the server only
     "get_device_reconnect_count(character varying)": SERVER,
     "get_active_connections_count()":            SERVER,
@@ -191,6 +197,7 @@ async def build_world(conn: asyncpg.Connection) -> World:
         "GB": await make_game(conn, b, quizzes["QB"]),
         "GG": await make_game(conn),
     }
+    await conn.execute("UPDATE games SET status = 'finished' WHERE id = $1", games["GB"])
     for code, name in GAME_CODES.items():
         await conn.execute("UPDATE games SET game_code = $2 WHERE id = $1", games[name], code)
     players = {
@@ -240,6 +247,7 @@ async def build_world(conn: asyncpg.Connection) -> World:
 
 
 _GAME_LABEL = "(SELECT g.game_code FROM public.games g WHERE g.id = t.game_id)"
+_PLAYER_LABEL = "(SELECT p.player_name FROM public.players p WHERE p.id = t.player_id)"
 
 # How each table's rows are named in the tables above (None: counted instead).
 LABELS: dict[str, str | None] = {
@@ -249,13 +257,13 @@ LABELS: dict[str, str | None] = {
     "games": "t.game_code",
     "players": "t.player_name",
     "game_flows": _GAME_LABEL,
-    "game_player_data": "t.player_device_id",
+    "game_player_data": _PLAYER_LABEL,
     "game_event_counters": _GAME_LABEL,
     "game_owners": _GAME_LABEL,
     "websocket_connections": "t.socket_id",
     "device_sessions": "t.device_id",
     "game_events": f"{_GAME_LABEL} || '#' || t.sequence_number",
-    "room_participants": "t.device_id",
+    "room_participants": _PLAYER_LABEL,
 }
 
 # A no-op assignment each table accepts (games: a host column).
@@ -444,13 +452,14 @@ async def test_client_calls_follow_execute_privileges(
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.fetchval("SELECT mark_stale_connections(timeout_minutes => 0)")
     async with acting_as(conn, "anon", device="dev-guest"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch(
+                "SELECT sequence_number FROM get_game_event_sequence(p_game_id => $1)",
+                world.games["GA"],
+            )
+    async with acting_as(conn, "service_role"):
         rows = await conn.fetch(
             "SELECT sequence_number FROM get_game_event_sequence(p_game_id => $1)",
             world.games["GA"],
         )
         assert [r[0] for r in rows] == [1, 2]
-        rows = await conn.fetch(
-            "SELECT sequence_number FROM get_game_event_sequence(p_game_id => $1)",
-            world.games["GB"],
-        )
-        assert rows == []
