@@ -109,10 +109,10 @@ def test_connections_visible_per_caller(server: ServerProcess, world: dict[str, 
     assert sockets(get(server, "/websocket-connections", **user_a)) == {"sock-a1", "sock-a2"}
     user_b = {"authorization": f"Bearer {token(world['b'])}"}
     assert sockets(get(server, "/websocket-connections", **user_b)) == {"sock-b"}
-    assert sockets(get(server, "/websocket-connections", **{"x-device-id": "dev-guest"})) == {
-        "sock-g"
-    }
-    assert sockets(get(server, "/websocket-connections")) == set()
+    # A claimed device id is not a credential: a guest reads no connection rows (issue 10).
+    for headers in ({"x-device-id": "dev-guest"}, {}):
+        denied = get(server, "/websocket-connections", **headers)
+        assert denied.status_code == 401 and denied.json()["error"] == "UNAUTHORIZED"
 
 
 def test_filters_and_paging(server: ServerProcess, world: dict[str, Any]) -> None:
@@ -156,24 +156,36 @@ def test_device_sessions(server: ServerProcess, world: dict[str, Any]) -> None:
     assert mine.status_code == 200 and mine.json()["total_connections"] == 2
     theirs = get(server, "/device-sessions/dev-a", authorization=f"Bearer {token(world['b'])}")
     assert theirs.status_code == 404 and theirs.json()["error"] == "NOT_FOUND"
+    guest = get(server, "/device-sessions/dev-guest", **{"x-device-id": "dev-guest"})
+    assert guest.status_code == 401
 
 
-def test_game_events_for_participants_only(server: ServerProcess, world: dict[str, Any]) -> None:
+def test_game_events_for_the_service_role_only(
+    server: ServerProcess, world: dict[str, Any]
+) -> None:
+    """The raw log (answer keys, device ids) is the service's; members get 403 (issue 10)."""
     path = f"/games/{world['game']}/events"
-    page = get(server, f"{path}?limit=2", **{"x-device-id": "dev-guest"}).json()
+    service = {"authorization": f"Bearer {SERVICE_KEY}"}
+    page = get(server, f"{path}?limit=2", **service).json()
     assert [e["seq"] for e in page["items"]] == [1, 2] and page["next_offset"] == 2
-    rest = get(server, f"{path}?after_seq=2", **{"x-device-id": "dev-guest"}).json()
+    rest = get(server, f"{path}?after_seq=2", **service).json()
     assert [e["seq"] for e in rest["items"]] == [3, 4, 5] and rest["next_offset"] is None
-    host = get(server, path, authorization=f"Bearer {token(world['a'])}").json()
-    assert len(host["items"]) == 5
-    assert get(server, path, authorization=f"Bearer {token(world['b'])}").json()["items"] == []
-    assert get(server, path, **{"x-device-id": "dev-stranger"}).json()["items"] == []
+    for headers in (
+        {"x-device-id": "dev-guest"},
+        {"authorization": f"Bearer {token(world['a'])}"},
+        {"authorization": f"Bearer {token(world['b'])}"},
+        {},
+    ):
+        denied = get(server, path, **headers)
+        assert denied.status_code == 403 and denied.json()["error"] == "FORBIDDEN"
 
 
 def test_participants(server: ServerProcess, world: dict[str, Any]) -> None:
+    """Members list the room by player, never by device id."""
     path = f"/games/{world['game']}/participants"
     guest = get(server, path, **{"x-device-id": "dev-guest"}).json()["items"]
-    assert [p["device_id"] for p in guest] == ["dev-guest"]
+    assert [p["player_id"] for p in guest] == [str(world["guest"])]
+    assert all("device_id" not in p for p in guest)
     assert get(server, path).json()["items"] == []
 
 

@@ -1,4 +1,10 @@
-"""REST reads of the WebSocket system, in the reference backend's paths, under the caller's RLS."""
+"""REST reads of the WebSocket system, in the reference backend's paths, under the caller's RLS.
+
+Who reads what (issue 10): connection rows and device sessions (IP address, user agent) need
+the owner's JWT (their own rows) or the service key, never just a claimed `x-device-id`; the
+raw event log is the service role's (players get their events, as their audience sees them,
+from the live game); participants are listed without device ids.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from tuiz.api.deps import CallerDep, ContextDep, DeviceDep
+from tuiz.auth import Caller
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.store.scoped import as_caller
 
@@ -69,10 +76,11 @@ class GameEvent(BaseModel):
 
 
 class Participant(BaseModel):
+    """A room membership; never a device id (device ids are not disclosed to other clients)."""
+
     id: UUID
     game_id: UUID
     socket_id: str
-    device_id: str
     player_id: UUID
     user_id: UUID | None
     joined_at: datetime
@@ -94,6 +102,15 @@ def _page(rows: list[Any], model: type[T], limit: int, offset: int) -> Page[T]:
     )
 
 
+def _require_signed_in(who: Caller) -> None:
+    """Connection rows hold IP addresses and user agents: a claimed device id is not enough."""
+    if who.role == "anon":
+        raise TuizError(
+            ErrorCode.UNAUTHORIZED,
+            "connection rows need a signed-in user's token (your own rows) or the service key",
+        )
+
+
 _CONNECTION_COLUMNS = """id, socket_id, device_id, user_id, connected_at, disconnected_at,
     last_heartbeat, reconnect_count, ip_address, user_agent, metadata, status::text AS status"""
 
@@ -110,7 +127,8 @@ async def list_connections(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[Connection]:
-    """Connections the caller may see (RLS), newest first; filters combine with AND."""
+    """The caller's own connections (the service role: all), newest first; filters AND."""
+    _require_signed_in(who)
     async with as_caller(ctx.require_pool(), who, device) as conn:
         rows = await conn.fetch(
             f"""
@@ -136,6 +154,7 @@ async def list_connections(
 async def active_connections(
     ctx: ContextDep, who: CallerDep, device: DeviceDep, limit: Limit = 100, offset: Offset = 0
 ) -> Page[Connection]:
+    _require_signed_in(who)
     async with as_caller(ctx.require_pool(), who, device) as conn:
         rows = await conn.fetch(
             f"SELECT {_CONNECTION_COLUMNS} FROM public.websocket_connections"
@@ -168,6 +187,7 @@ async def connection_stats(
 async def device_session(
     ctx: ContextDep, who: CallerDep, device: DeviceDep, device_id: str
 ) -> DeviceSession:
+    _require_signed_in(who)
     async with as_caller(ctx.require_pool(), who, device) as conn:
         row = await conn.fetchrow(
             "SELECT id, device_id, user_id, first_seen, last_seen, total_connections,"
@@ -189,7 +209,16 @@ async def game_events(
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Limit = 100,
 ) -> Page[GameEvent]:
-    """A game's log in sequence order after `after_seq` (participants and the host only)."""
+    """A game's raw log in sequence order after `after_seq`: the service role's only.
+
+    The log holds what no client may see (the quiz with its answer key, device ids); players
+    and hosts get their events from the live game, shaped for their audience.
+    """
+    if not who.is_service:
+        raise TuizError(
+            ErrorCode.FORBIDDEN,
+            "the raw event log needs the service key; players get their events from the game",
+        )
     async with as_caller(ctx.require_pool(), who, device) as conn:
         rows = await conn.fetch(
             """
@@ -220,7 +249,7 @@ async def game_participants(
     async with as_caller(ctx.require_pool(), who, device) as conn:
         rows = await conn.fetch(
             """
-            SELECT id, game_id, socket_id, device_id, player_id, user_id, joined_at, left_at,
+            SELECT id, game_id, socket_id, player_id, user_id, joined_at, left_at,
                    role, status::text AS status
               FROM public.room_participants
              WHERE game_id = $1 AND ($2::text IS NULL OR status = $2::public.connection_status)

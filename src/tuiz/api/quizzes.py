@@ -107,22 +107,28 @@ def _is_owner(caller: Caller, row: Any) -> bool:
     return caller.is_service or (caller.user_id is not None and row["user_id"] == caller.user_id)
 
 
+def _answer_key(caller: Caller, row: Any) -> repo.AnswerKey:
+    """The service role reads the key from the tables, the owner through the database's
+    owner-checked function (both under their own role); nobody else reads it at all."""
+    if caller.is_service:
+        return "columns"
+    return "owner" if _is_owner(caller, row) else "none"
+
+
 async def _complete(ctx: AppContext, caller: Caller, quiz_id: UUID) -> QuizSetComplete:
-    """The set with its questions and answers as `caller` sees them (RLS), or 404."""
+    """The set with its questions and answers as `caller` sees them (RLS), or 404.
+
+    `is_correct` and `accepted_answers` are absent (not null) for anyone but the owner and
+    the service role: the routes exclude unset fields.
+    """
     async with as_caller(ctx.require_pool(), caller) as conn:
         row = await repo.fetch_set(conn, quiz_id)
         if row is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no quiz {quiz_id} visible to you")
-        content = await repo.fetch_questions(conn, quiz_id)
-    owner = _is_owner(caller, row)
-    hidden = set() if owner else {"is_correct"}
-    questions = []
-    for q, answers in content:
-        data = {k: v for k, v in dict(q).items() if owner or k != "accepted_answers"}
-        data["answers"] = [
-            Answer(**{k: v for k, v in dict(a).items() if k not in hidden}) for a in answers
-        ]
-        questions.append(Question(**data))
+        content = await repo.fetch_questions(conn, quiz_id, answer_key=_answer_key(caller, row))
+    questions = [
+        Question(**dict(q), answers=[Answer(**dict(a)) for a in answers]) for q, answers in content
+    ]
     return QuizSetComplete(**_quiz_set(row).model_dump(), questions=questions)
 
 
@@ -180,7 +186,7 @@ async def export_quiz_set(ctx: ContextDep, who: CallerDep, quiz_id: UUID) -> dic
             raise TuizError(ErrorCode.NOT_FOUND, f"no quiz {quiz_id} visible to you")
         if not _is_owner(who, row):
             raise TuizError(ErrorCode.FORBIDDEN, "only the owner may export a quiz's answers")
-        content = await repo.fetch_questions(conn, quiz_id)
+        content = await repo.fetch_questions(conn, quiz_id, answer_key=_answer_key(who, row))
     return repo.content_document(row, content)
 
 

@@ -290,13 +290,23 @@ SET_COLUMNS = """id, user_id, title, description, thumbnail_url, is_public,
     status::text AS status, tags, play_settings::text AS play_settings, cloned_from,
     last_played_at, created_at, updated_at"""
 
+# Columns every client role may read. The answer key (questions.accepted_answers,
+# answers.is_correct) is granted to no client role: owners read it through
+# public.get_quiz_answer_key(), the server and service_role from the tables.
 _QUESTION_COLUMNS = """id, question_set_id, question_text, question_type::text AS question_type,
     image_url, show_question_time, answering_time, show_explanation_time, points,
     difficulty::text AS difficulty, order_index, explanation_title, explanation_text,
-    explanation_image_url, accepted_answers, created_at, updated_at"""
+    explanation_image_url, created_at, updated_at"""
 
-_ANSWER_COLUMNS = """id, question_id, answer_text, image_url, is_correct, order_index,
-    created_at, updated_at"""
+_ANSWER_COLUMNS = """id, question_id, answer_text, image_url, order_index, created_at,
+    updated_at"""
+
+AnswerKey = Literal["columns", "owner", "none"]
+"""How `fetch_questions` gets the answer key: from the tables (the server, service_role),
+through `get_quiz_answer_key` (an owner under their own role), or not at all (anyone else)."""
+
+Row = Mapping[str, Any] | asyncpg.Record
+Content = list[tuple[Row, list[Row]]]
 
 
 async def fetch_set(conn: Conn, quiz_id: UUID) -> asyncpg.Record | None:
@@ -308,22 +318,46 @@ async def fetch_set(conn: Conn, quiz_id: UUID) -> asyncpg.Record | None:
     return row
 
 
-async def fetch_questions(
-    conn: Conn, quiz_id: UUID
-) -> list[tuple[asyncpg.Record, list[asyncpg.Record]]]:
-    """Live questions in order, each with its live answers in order (two queries)."""
-    questions = await conn.fetch(
-        f"SELECT {_QUESTION_COLUMNS} FROM public.questions"
-        " WHERE question_set_id = $1 AND deleted_at IS NULL ORDER BY order_index, id",
-        quiz_id,
-    )
-    answers = await conn.fetch(
-        f"SELECT {_ANSWER_COLUMNS} FROM public.answers"
-        " WHERE question_id = ANY($1::uuid[]) AND deleted_at IS NULL"
-        " ORDER BY order_index, id",
-        [q["id"] for q in questions],
-    )
-    by_question: dict[UUID, list[asyncpg.Record]] = {q["id"]: [] for q in questions}
+async def fetch_questions(conn: Conn, quiz_id: UUID, *, answer_key: AnswerKey) -> Content:
+    """Live questions in order, each with its live answers in order.
+
+    The rows carry `accepted_answers` and `is_correct` unless `answer_key` is "none"; only
+    client-readable columns are selected otherwise, so a caller's role never meets a column
+    it may not read. With "owner" the key comes from `get_quiz_answer_key`, which returns
+    nothing unless the connection's caller owns the quiz (then every answer reads as
+    not correct and no spelling is accepted; callers check ownership first).
+    """
+    key_q = ", accepted_answers" if answer_key == "columns" else ""
+    key_a = ", is_correct" if answer_key == "columns" else ""
+    questions: list[Row] = [
+        *await conn.fetch(
+            f"SELECT {_QUESTION_COLUMNS}{key_q} FROM public.questions"
+            " WHERE question_set_id = $1 AND deleted_at IS NULL ORDER BY order_index, id",
+            quiz_id,
+        )
+    ]
+    answers: list[Row] = [
+        *await conn.fetch(
+            f"SELECT {_ANSWER_COLUMNS}{key_a} FROM public.answers"
+            " WHERE question_id = ANY($1::uuid[]) AND deleted_at IS NULL"
+            " ORDER BY order_index, id",
+            [q["id"] for q in questions],
+        )
+    ]
+    if answer_key == "owner":
+        accepted: dict[UUID, list[str]] = {}
+        correct: dict[UUID, bool] = {}
+        for k in await conn.fetch(
+            "SELECT question_id, accepted_answers, answer_id, is_correct"
+            " FROM public.get_quiz_answer_key(p_quiz_set_id => $1)",
+            quiz_id,
+        ):
+            accepted[k["question_id"]] = list(k["accepted_answers"])
+            if k["answer_id"] is not None:
+                correct[k["answer_id"]] = bool(k["is_correct"])
+        questions = [{**dict(q), "accepted_answers": accepted.get(q["id"], [])} for q in questions]
+        answers = [{**dict(a), "is_correct": correct.get(a["id"], False)} for a in answers]
+    by_question: dict[UUID, list[Row]] = {q["id"]: [] for q in questions}
     for a in answers:
         by_question[a["question_id"]].append(a)
     return [(q, by_question[q["id"]]) for q in questions]
@@ -351,7 +385,7 @@ async def load_quiz(
         )
         if row is None or not visible:
             raise TuizError(ErrorCode.NOT_FOUND, f"no quiz {quiz_id} you may play")
-        content = await fetch_questions(conn, quiz_id)
+        content = await fetch_questions(conn, quiz_id, answer_key="columns")
     if not content:
         raise TuizError(
             ErrorCode.VALIDATION_ERROR, f"quiz {quiz_id} has no questions; add some to play it"
@@ -374,9 +408,6 @@ def inline_quiz(content: QuizContent) -> Quiz:
         answers = [{**a.model_dump(), "id": uuid.uuid4()} for a in q.answers]
         questions.append(_engine_question(row, answers))
     return Quiz(id=str(uuid.uuid4()), title=content.title, questions=tuple(questions))
-
-
-Row = Mapping[str, Any] | asyncpg.Record
 
 
 def _engine_question(q: Row, answers: Sequence[Row]) -> Question:
@@ -418,13 +449,11 @@ async def export_quiz(conn: Conn, quiz_id: UUID) -> dict[str, Any]:
         row = await fetch_set(conn, quiz_id)
         if row is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no quiz {quiz_id}")
-        content = await fetch_questions(conn, quiz_id)
+        content = await fetch_questions(conn, quiz_id, answer_key="columns")
     return content_document(row, content)
 
 
-def content_document(
-    row: asyncpg.Record, content: list[tuple[asyncpg.Record, list[asyncpg.Record]]]
-) -> dict[str, Any]:
+def content_document(row: Row, content: Content) -> dict[str, Any]:
     """Rows as the version-1 document (the inverse of `insert_content`)."""
     return {
         "version": FORMAT_VERSION,
