@@ -130,6 +130,7 @@ async def start_realtime(ctx: AppContext) -> None:
         rooms=rooms,
         events=events,
         metrics=ctx.metrics,
+        auth_failures=ctx.auth_failures,
     )
     await ctx.realtime.start()
     if isinstance(events, EventLog):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,19 @@ class Caller:
 ANON = Caller(role="anon")
 
 
+class InvalidCredential(TuizError):
+    """A refused token. `guess` when it is not one we signed (a wrong service key, a forged or
+    malformed token): those are what `tuiz.authlimit` counts; an expired token of ours is not."""
+
+    def __init__(self, message: str, *, guess: bool) -> None:
+        super().__init__(ErrorCode.UNAUTHORIZED, message)
+        self.guess = guess
+
+
+# Signature failures and garbage; every other PyJWTError comes after the signature verified.
+_NOT_OURS = (jwt.DecodeError, jwt.InvalidAlgorithmError)
+
+
 def verify_jwt(token: str, secret: str) -> Caller:
     """A signed-in user from a Supabase access token; anything not verifiable is refused."""
     try:
@@ -39,22 +53,40 @@ def verify_jwt(token: str, secret: str) -> Caller:
             options={"require": ["exp", "sub"], "verify_aud": False},
         )
     except jwt.PyJWTError as exc:
-        raise TuizError(ErrorCode.UNAUTHORIZED, f"invalid access token: {exc}") from None
+        raise InvalidCredential(
+            f"invalid access token: {exc}", guess=isinstance(exc, _NOT_OURS)
+        ) from None
     role = claims.get("role", "authenticated")
     if role not in ("authenticated", "service_role"):
-        raise TuizError(ErrorCode.UNAUTHORIZED, f"token role {role!r} is not accepted")
+        raise InvalidCredential(f"token role {role!r} is not accepted", guess=False)
     try:
         user_id = uuid.UUID(str(claims["sub"]))
     except ValueError:
-        raise TuizError(ErrorCode.UNAUTHORIZED, "token subject is not a user id") from None
+        raise InvalidCredential("token subject is not a user id", guess=False) from None
     return Caller(role=role, user_id=user_id, claims=claims)
+
+
+def is_service_key(candidate: str | None, service_key: str | None) -> bool:
+    """Constant-time comparison with the configured service key (never equal when unset)."""
+    if not candidate or not service_key:
+        return False
+    return hmac.compare_digest(candidate.encode(), service_key.encode())
+
+
+def signed_by(token: str, secret: str) -> bool:
+    """True when `token` is a JWT carrying our signature, whatever its claims (e.g. an anon key)."""
+    try:
+        jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": False})
+    except jwt.PyJWTError:
+        return False
+    return True
 
 
 def authenticate(token: str | None, *, jwt_secret: str, service_key: str | None) -> Caller:
     """The caller for a bearer token: service key, user JWT, or anonymous when absent."""
     if not token:
         return ANON
-    if service_key and hmac.compare_digest(token.encode(), service_key.encode()):
+    if is_service_key(token, service_key):
         return Caller(role="service_role", claims={"role": "service_role"})
     return verify_jwt(token, jwt_secret)
 
@@ -67,8 +99,15 @@ def bearer(header: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+@functools.lru_cache(maxsize=4)
+def _token_key(secret: str) -> bytes:
+    """The key of host and resume tokens: derived from the JWT secret for this one purpose
+    (domain separation), so no token of ours is ever a MAC under the JWT signing key itself."""
+    return hmac.new(secret.encode(), b"tuiz/seat-and-host-tokens/v1", "sha256").digest()
+
+
 def _seat_mac(secret: str, *parts: str) -> str:
-    digest = hmac.new(secret.encode(), ":".join(parts).encode(), "sha256").digest()
+    digest = hmac.new(_token_key(secret), ":".join(parts).encode(), "sha256").digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 

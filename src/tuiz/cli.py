@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from tuiz.config import Settings
+from tuiz.config import DEV_JWT_SECRET, MIN_JWT_SECRET_CHARS, Settings, is_loopback
 from tuiz.logs import configure as configure_logs
 from tuiz.store import migrations
 from tuiz.store.embedded import EmbeddedPostgres, ensure_database
@@ -163,12 +163,18 @@ def serve(
         overrides["DATABASE_URL"] = database_url
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logs(settings.log_level, settings.log_format)
-    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    typer.echo(f"tuiz serving on http://{shown_host}:{settings.port}  (API docs: /docs)")
+    _refuse_public_secret(settings)
     app = create_app(settings)
 
     class DrainingServer(uvicorn.Server):
-        """uvicorn that drains Socket.IO clients before it waits for connections to close."""
+        """uvicorn that drains Socket.IO clients before it waits for connections to close,
+        and says where it listens once it does (the addresses actually bound)."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            for server in getattr(self, "servers", []):
+                for bound in server.sockets:
+                    typer.echo(f"tuiz serving on {_url(bound.getsockname())}  (API docs: /docs)")
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             try:
@@ -191,10 +197,47 @@ def serve(
         ws_ping_interval=None,
         ws_max_size=settings.max_http_buffer_bytes,
         log_config=None,
+        # Client addresses (logs, connection rows, failed-sign-in limits) follow
+        # TUIZ_TRUSTED_PROXIES alone; uvicorn would otherwise believe X-Forwarded-For from
+        # any loopback peer.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
     DrainingServer(config).run()
+
+
+def _refuse_public_secret(settings: Settings) -> None:
+    """Exit (status 2, before anything binds) when others could reach a server whose JWT
+    secret is public or weak: with it anyone signs service_role tokens and forges host and
+    resume tokens. On loopback the development default is allowed, with a warning."""
+    problem = settings.jwt_secret_problem()
+    if problem is None:
+        return
+    if is_loopback(settings.host):
+        if settings.jwt_secret == DEV_JWT_SECRET:
+            typer.secho(
+                "warning: using the development JWT secret; fine on this machine only",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
+        return
+    typer.secho(
+        f"error: refusing to serve on {settings.host}: {problem}.\n"
+        "Anyone who can reach the server could sign their own service_role tokens with it.\n"
+        "Set TUIZ_JWT_SECRET to your Supabase project's JWT secret, or a random one of at"
+        f" least {MIN_JWT_SECRET_CHARS} characters (e.g. `openssl rand -base64 48`),"
+        " or listen on 127.0.0.1 only.",
+        fg=typer.colors.RED,
+        err=True,
+    )
+    raise typer.Exit(2)
+
+
+def _url(sockname: Any) -> str:
+    """http://host:port for a bound socket's address (IPv6 in brackets)."""
+    host, port = sockname[0], sockname[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @db_app.command("upgrade")

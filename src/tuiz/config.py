@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-secret-change-me"
+"""The development default: public (it is in this file), so never good off this machine."""
+
+MIN_JWT_SECRET_CHARS = 32  # Supabase's JWT secrets are at least this long
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name may resolve to anything: treat it as reachable from outside
 
 
 class Settings(BaseSettings):
@@ -19,7 +35,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     host: str = Field(default="127.0.0.1", alias="TUIZ_HOST")
     port: int = Field(default=8000, ge=0, le=65535, alias="TUIZ_PORT")
-    jwt_secret: str = Field(default="dev-secret-change-me", alias="TUIZ_JWT_SECRET")
+    jwt_secret: str = Field(default=DEV_JWT_SECRET, alias="TUIZ_JWT_SECRET")
     service_key: str | None = Field(default=None, alias="TUIZ_SERVICE_KEY")
     heartbeat_timeout_ms: int = Field(default=60_000, gt=0, alias="TUIZ_HEARTBEAT_TIMEOUT_MS")
     room_ttl_ms: int = Field(default=3_600_000, gt=0, alias="TUIZ_ROOM_TTL_MS")
@@ -35,6 +51,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(default="", alias="TUIZ_TRUSTED_PROXIES")
     rate_limit_per_sec: float = Field(default=20.0, gt=0, alias="TUIZ_RATE_LIMIT_PER_SEC")
     rate_limit_burst: float = Field(default=40.0, ge=1, alias="TUIZ_RATE_LIMIT_BURST")
+    # Failed service-key and JWT attempts per client address and window: then 429.
+    auth_fail_limit: int = Field(default=30, ge=1, alias="TUIZ_AUTH_FAIL_LIMIT")
+    auth_fail_window_ms: int = Field(default=60_000, ge=100, alias="TUIZ_AUTH_FAIL_WINDOW_MS")
     rate_limit_disconnect_after: int = Field(
         default=100, ge=1, alias="TUIZ_RATE_LIMIT_DISCONNECT_AFTER"
     )
@@ -59,6 +78,14 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(default=True, alias="TUIZ_MIGRATE_ON_START")
     db_pool_max: int = Field(default=10, gt=0, alias="TUIZ_DB_POOL_MAX")
     load_sample: bool = Field(default=True, alias="TUIZ_LOAD_SAMPLE")  # sample quiz at start
+
+    def jwt_secret_problem(self) -> str | None:
+        """Why `jwt_secret` must not be used where others can connect, or None."""
+        if self.jwt_secret == DEV_JWT_SECRET:
+            return "TUIZ_JWT_SECRET is not set: the development default is public"
+        if len(self.jwt_secret) < MIN_JWT_SECRET_CHARS:
+            return f"TUIZ_JWT_SECRET is shorter than {MIN_JWT_SECRET_CHARS} characters"
+        return None
 
     @property
     def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:

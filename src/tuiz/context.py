@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from tuiz.authlimit import AuthFailures
 from tuiz.config import Settings
 from tuiz.metrics import Metrics
 
@@ -32,6 +33,13 @@ class AppContext:
     events: EventLog | MemoryEventLog | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    auth_failures: AuthFailures = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One count per process, shared by REST and Socket.IO.
+        self.auth_failures = AuthFailures(
+            self.settings.auth_fail_limit, self.settings.auth_fail_window_ms / 1000
+        )
 
     def require_pool(self) -> asyncpg.Pool:
         if self.pool is None:

@@ -6,9 +6,18 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from tuiz.auth import Caller, authenticate, bearer
+from tuiz.auth import (
+    ANON,
+    Caller,
+    InvalidCredential,
+    authenticate,
+    bearer,
+    is_service_key,
+    signed_by,
+)
 from tuiz.context import AppContext
 from tuiz.errors import ErrorCode, TuizError
+from tuiz.netaddr import client_address
 from tuiz.realtime.protocol import check_device_id
 
 
@@ -17,18 +26,48 @@ def context(request: Request) -> AppContext:
     return ctx
 
 
+def request_address(request: Request, ctx: AppContext) -> str | None:
+    """The client's address (`TUIZ_TRUSTED_PROXIES` decides whether X-Forwarded-For counts)."""
+    return client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        ctx.settings.trusted_proxy_networks,
+    )
+
+
 def caller(
+    request: Request,
     ctx: Annotated[AppContext, Depends(context)],
     authorization: Annotated[str | None, Header()] = None,
     apikey: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    """Bearer JWT or service key (Supabase clients also send it as `apikey`); else anonymous."""
+    """Bearer JWT or service key (Supabase clients also send it as `apikey`); else anonymous.
+
+    Failed guesses count per client address (`tuiz.authlimit`); an address over the limit
+    gets 429 for any credential it presents until its window ends. An `apikey` that is not
+    the service key leaves the caller anonymous (Supabase clients send their anon key there);
+    it counts as a failure unless it carries our signature.
+    """
     token = bearer(authorization)
-    if token is None and apikey and apikey == ctx.settings.service_key:
-        token = apikey
-    return authenticate(
-        token, jwt_secret=ctx.settings.jwt_secret, service_key=ctx.settings.service_key
-    )
+    if token is None and not apikey:
+        return ANON
+    settings = ctx.settings
+    address = request_address(request, ctx)
+    ctx.auth_failures.check(address)
+    if token is None:
+        assert apikey is not None
+        if is_service_key(apikey, settings.service_key):
+            token = apikey
+        else:
+            if not signed_by(apikey, settings.jwt_secret):
+                ctx.auth_failures.failed(address)
+            return ANON
+    try:
+        return authenticate(token, jwt_secret=settings.jwt_secret, service_key=settings.service_key)
+    except InvalidCredential as exc:
+        if exc.guess:
+            ctx.auth_failures.failed(address)
+        raise
 
 
 def device_id(x_device_id: Annotated[str | None, Header()] = None) -> str | None:

@@ -12,17 +12,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from ipaddress import ip_address
 from typing import Any, Protocol
 
 import orjson
 import socketio
 
-from tuiz.auth import Caller, authenticate, bearer
+from tuiz.auth import Caller, InvalidCredential, authenticate, bearer
+from tuiz.authlimit import AuthFailures
 from tuiz.config import Settings
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.logs import get_logger
 from tuiz.metrics import Metrics
+from tuiz.netaddr import client_address
 from tuiz.realtime.protocol import RoomJoin, RoomLeave, RoomMessage, WsConnect, parse
 from tuiz.realtime.ratelimit import TokenBucket
 from tuiz.store.connections import (
@@ -70,29 +71,12 @@ def client_ip(environ: dict[str, Any], settings: Settings) -> str | None:
     if isinstance(environ.get("asgi.scope"), dict):
         client = environ["asgi.scope"].get("client")
         peer = client[0] if client else peer
-    trusted = settings.trusted_proxy_networks
     forwarded = environ.get("HTTP_X_FORWARDED_FOR")
-    if not peer or not trusted or not forwarded:
-        return str(peer) if peer else None
-
-    def is_trusted(addr: str) -> bool:
-        try:
-            ip = ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in net for net in trusted)
-
-    if not is_trusted(peer):
-        return str(peer)
-    # Walk from the nearest hop back; the first address not one of our proxies is the client.
-    hops = [h.strip() for h in str(forwarded).split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not is_trusted(hop):
-            try:
-                return str(ip_address(hop))
-            except ValueError:
-                return str(peer)
-    return str(peer)
+    return client_address(
+        str(peer) if peer else None,
+        str(forwarded) if forwarded else None,
+        settings.trusted_proxy_networks,
+    )
 
 
 def _json_size(value: Any) -> int:
@@ -126,9 +110,13 @@ class Realtime:
         rooms: RoomDirectory,
         events: EventSink | None,
         metrics: Metrics,
+        auth_failures: AuthFailures | None = None,
     ) -> None:
         self.sio = sio
         self.settings = settings
+        self.auth_failures = auth_failures or AuthFailures(
+            settings.auth_fail_limit, settings.auth_fail_window_ms / 1000
+        )
         self.store = store
         self.rooms = rooms
         self.events = events if settings.log_events else None
@@ -226,19 +214,24 @@ class Realtime:
             )
         token = auth.get("token") if isinstance(auth, dict) else None
         token = token or bearer(environ.get("HTTP_AUTHORIZATION"))
+        ip = client_ip(environ, self.settings)
         try:
+            if token:
+                self.auth_failures.check(ip)  # guesses are counted per address, as in REST
             caller = authenticate(
                 token if isinstance(token, str) else None,
                 jwt_secret=self.settings.jwt_secret,
                 service_key=self.settings.service_key,
             )
         except TuizError as exc:
+            if isinstance(exc, InvalidCredential) and exc.guess:
+                self.auth_failures.failed(ip)
             raise socketio.exceptions.ConnectionRefusedError(exc.to_payload()) from None
         user_agent = environ.get("HTTP_USER_AGENT")
         self.clients[sid] = Client(
             sid=sid,
             caller=caller,
-            ip=client_ip(environ, self.settings),
+            ip=ip,
             user_agent=str(user_agent)[:1024] if user_agent else None,
             bucket=TokenBucket(self.settings.rate_limit_per_sec, self.settings.rate_limit_burst),
             last_seen=time.monotonic(),
