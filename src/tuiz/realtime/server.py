@@ -226,7 +226,10 @@ class Realtime:
         except TuizError as exc:
             if isinstance(exc, InvalidCredential) and exc.guess:
                 self.auth_failures.failed(ip)
-            raise socketio.exceptions.ConnectionRefusedError(exc.to_payload()) from None
+            # Socket.IO clients get `message` and `data` ({error, message}) on connect_error.
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, exc.to_payload()
+            ) from None
         user_agent = environ.get("HTTP_USER_AGENT")
         self.clients[sid] = Client(
             sid=sid,
