@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,7 +38,7 @@ from tuiz.store import migrations
 from tuiz.store.connections import ConnectionStore
 from tuiz.store.connections_memory import MemoryConnectionStore
 from tuiz.store.connections_pg import PgConnectionStore
-from tuiz.store.db import create_pool
+from tuiz.store.db import close_pool, create_pool
 from tuiz.store.embedded import EmbeddedPostgres, ensure_database
 from tuiz.store.events import EventLog
 from tuiz.store.events_memory import MemoryEventLog
@@ -83,7 +82,12 @@ async def startup(ctx: AppContext) -> None:
         applied = await migrations.upgrade(ctx.database_url)
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])
-    ctx.pool = await create_pool(ctx.database_url, max_size=ctx.settings.db_pool_max)
+    ctx.pool = await create_pool(
+        ctx.database_url,
+        max_size=ctx.settings.db_pool_max,
+        acquire_timeout=ctx.settings.db_acquire_timeout_ms / 1000,
+        query_timeout=ctx.settings.db_query_timeout_ms / 1000,
+    )
     if ctx.settings.load_sample:  # a newcomer can play at once; never blocks the start
         try:
             await ensure_sample_quiz(ctx.pool)
@@ -151,22 +155,40 @@ async def start_realtime(ctx: AppContext) -> None:
             log.info("games_resumed", count=resumed)
 
 
+def shutdown_left(ctx: AppContext) -> float:
+    """Seconds left of TUIZ_DRAIN_TIMEOUT_MS, counted from the first step of shutdown."""
+    loop = asyncio.get_running_loop()
+    deadline = ctx.extras.setdefault(
+        "shutdown_deadline", loop.time() + ctx.settings.drain_timeout_ms / 1000
+    )
+    return max(0.0, float(deadline) - loop.time())
+
+
 async def shutdown(ctx: AppContext) -> None:
-    """Drain sockets, flush the event log, then release the database (SIGTERM path)."""
-    if ctx.realtime is not None:
-        await ctx.realtime.drain()
-    if ctx.hub is not None:
-        await ctx.hub.close()
+    """Drain sockets, flush the event log, then release the database (SIGTERM path).
+
+    Every step is bounded by what is left of the drain timeout: with PostgreSQL away they fail
+    fast anyway, and a database that hangs (a lost network) cannot hold the exit. The log gets
+    the larger share; what it cannot write in time fails to its callers, never acknowledged.
+    """
+    left = shutdown_left(ctx)
+    try:
+        async with asyncio.timeout(left / 3):
+            if ctx.realtime is not None:
+                await ctx.realtime.drain()
+            if ctx.hub is not None:
+                await ctx.hub.close()
+    except TimeoutError:
+        log.warning("shutdown_step_timed_out", step="sockets and games")
     if ctx.events is not None:
-        await ctx.events.close()
+        await ctx.events.close(timeout=max(shutdown_left(ctx) * 0.7, 0.1))
     for task in ctx.tasks:
         task.cancel()
-    for task in ctx.tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if ctx.tasks:
+        await asyncio.wait(ctx.tasks, timeout=max(min(shutdown_left(ctx) / 2, 1.0), 0.1))
     ctx.tasks.clear()
     if ctx.pool is not None:
-        await ctx.pool.close()
+        await close_pool(ctx.pool, timeout=max(shutdown_left(ctx), 0.1))
         ctx.pool = None
     if ctx.embedded is not None:
         await asyncio.to_thread(ctx.embedded.stop)
@@ -308,7 +330,11 @@ async def drain_before_shutdown(ctx: AppContext) -> None:
     """First step of SIGTERM, while connections are still open: say goodbye to every socket.
 
     Long-polling clients then get their close packet at once instead of holding the server
-    until the graceful-shutdown timeout.
+    until the graceful-shutdown timeout. Bounded by a third of the drain timeout.
     """
     if ctx.realtime is not None:
-        await ctx.realtime.drain()
+        try:
+            async with asyncio.timeout(shutdown_left(ctx) / 3):
+                await ctx.realtime.drain()
+        except TimeoutError:
+            log.warning("shutdown_step_timed_out", step="drain sockets")

@@ -14,7 +14,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable
 
-from tuiz.errors import ErrorCode, TuizError
+from tuiz.errors import ErrorCode, TuizError, is_database_outage
 from tuiz.logs import get_logger
 from tuiz.store.games import GameRepository
 
@@ -84,8 +84,11 @@ class Leases:
                     if game_id not in kept:  # we stalled past the lease: let go
                         log.error("game_lease_lost", game_id=str(game_id))
                         lost(game_id)
-            except Exception:
-                log.exception("game_lease_renewal_failed")
+            except Exception as exc:
+                if is_database_outage(exc):  # kept by nobody else meanwhile: renewed on return
+                    log.warning("game_lease_renewal_failed", error=repr(exc))
+                else:
+                    log.exception("game_lease_renewal_failed")
 
     async def release(self, game_ids: list[uuid.UUID]) -> None:
         await self.games.release(game_ids, self.owner)

@@ -20,7 +20,7 @@ import socketio
 
 from tuiz.auth import Caller, authenticate, bearer
 from tuiz.config import Settings
-from tuiz.errors import ErrorCode, TuizError
+from tuiz.errors import ErrorCode, TuizError, client_error
 from tuiz.logs import get_logger
 from tuiz.metrics import Metrics
 from tuiz.realtime.protocol import RoomJoin, RoomLeave, RoomMessage, WsConnect, parse
@@ -180,15 +180,24 @@ class Realtime:
                         ErrorCode.NOT_CONNECTED, "send ws:connect with a deviceId first"
                     )
                 return await handler(client, args[0] if args else None)
-            except TuizError as exc:
-                error = exc
-            except Exception:
-                log.exception("handler_failed", socket_event=event, sid=sid)
-                error = TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
+            except Exception as exc:
+                error = self._refusal(exc, socket_event=event, sid=sid)
             await self.send_error(sid, error, event=error_event, cause=event)
             return {"ok": False, **error.to_payload()}
 
         self.sio.on(event, guarded)
+
+    @staticmethod
+    def _refusal(exc: Exception, **context: Any) -> TuizError:
+        """The client's error for a failed handler: its own, UNAVAILABLE while the database is
+        away (a warning, not a traceback per event), else INTERNAL_ERROR (logged in full)."""
+        error = client_error(exc)
+        if error is None:
+            log.error("handler_failed", exc_info=exc, **context)
+            return TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
+        if error is not exc:
+            log.warning("database_unavailable", error=repr(exc), **context)
+        return error
 
     async def _admit(self, client: Client) -> bool:
         """Count the event against the rate limit; refuse floods, disconnect sustained ones."""
@@ -445,13 +454,8 @@ class Realtime:
         async def run() -> None:
             try:
                 await work
-            except TuizError as exc:
-                await self.send_error(client.sid, exc)
-            except Exception:
-                log.exception("background_event_failed", sid=client.sid)
-                await self.send_error(
-                    client.sid, TuizError(ErrorCode.INTERNAL_ERROR, "the server failed this")
-                )
+            except Exception as exc:
+                await self.send_error(client.sid, self._refusal(exc, sid=client.sid))
 
         task = asyncio.create_task(run())
         self._inflight.add(task)
