@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -52,3 +53,16 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
+
+
+def log_failure(
+    logger: structlog.stdlib.BoundLogger, event: str, exc: BaseException, **fields: Any
+) -> None:
+    """A background failure: one warning line while the database is away (expected, and
+    repeated by every socket and timer), a full traceback for anything else (a bug)."""
+    from tuiz.errors import is_database_outage
+
+    if is_database_outage(exc):
+        logger.warning(event, error=repr(exc), **fields)
+    else:
+        logger.error(event, exc_info=exc, **fields)

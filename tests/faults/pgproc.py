@@ -8,10 +8,12 @@ tmp folder (`EmbeddedPostgres` runs initdb, as an unprivileged user when we are 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
 
+import psutil
 from pgserver._commands import POSTGRES_BIN_PATH
 
 from tests.servers import free_port
@@ -61,7 +63,24 @@ class PostgresProcess:
         """Immediate shutdown: every connection is cut at once, as in a crash."""
         self._pg_ctl("-w", "-m", "immediate", "stop")
 
+    def _processes(self) -> list[psutil.Process]:
+        pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        postmaster = psutil.Process(pid)
+        return [postmaster, *postmaster.children(recursive=True)]
+
+    def freeze(self) -> None:
+        """SIGSTOP the server and its backends: connections stay open but nothing answers,
+        as when the network to the database is lost (no error, only silence)."""
+        for process in self._processes():
+            process.suspend()
+
+    def thaw(self) -> None:
+        for process in self._processes():
+            process.resume()
+
     def destroy(self) -> None:
         """Stop if running (the data directory goes with the test's tmp folder)."""
         if (self.data_dir / "postmaster.pid").exists():
+            with contextlib.suppress(psutil.Error):
+                self.thaw()
             self._pg_ctl("-w", "-m", "immediate", "stop")

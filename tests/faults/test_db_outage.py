@@ -286,3 +286,71 @@ async def test_postgres_outage_mid_game_then_recovery(
         )
     finally:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+async def test_frozen_database_waits_are_bounded_and_sigterm_exits(
+    own_postgres: tuple[PostgresProcess, str], tmp_path: Path
+) -> None:
+    """A database that stops answering without an error (SIGSTOP: a lost network) is the hard
+    case: only the bounded waits stand between the clients and a hang, and SIGTERM must still
+    end the process within its drain timeout."""
+    pg, db_url = own_postgres
+    quiz = await _quiz(db_url, 120)
+    clients: list[Recorder] = []
+    env = {
+        "TUIZ_LOAD_SAMPLE": "false",
+        "TUIZ_DRAIN_TIMEOUT_MS": str(DRAIN_TIMEOUT_MS),
+        "TUIZ_DB_ACQUIRE_TIMEOUT_MS": "1000",
+        "TUIZ_DB_QUERY_TIMEOUT_MS": "2000",
+    }
+    bound = 2.0 + 1.0 + 1.5  # query timeout + a fresh connection's acquire + slack
+    try:
+        with run_server(db_url, tmp_path / "server", **env) as server:
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                game = await create_game(server.url, quiz, auto_advance=False, time_bonus=False)
+                host = await connect_host(server.url, game)
+                players = [await join_player(server.url, game["game_code"], n) for n in "AB"]
+                clients += [host.client, *(p.client for p in players)]
+                await host.command("game:flow:start")
+                question = (await _answering(players[0].client))["question"]
+                acked = await _answer(players[0], question, "Tokyo")
+                assert acked["ok"], acked
+
+                await asyncio.to_thread(pg.freeze)
+                try:
+                    ack, seconds = await _timed(_answer(players[1], question, "Osaka"))
+                    assert ack["ok"] is False and ack["error"] == "UNAVAILABLE", ack
+                    assert seconds < bound, seconds
+                    body = {"quiz_set_id": str(quiz), "device_id": "host-2", "game_settings": {}}
+                    response, seconds = await _timed(http.post("/games", json=body, timeout=30))
+                    assert response.status_code == 503, response.text
+                    assert seconds < bound, seconds
+                    status, seconds = await _timed(_ready_status(http))
+                    assert status == 503 and seconds < bound, (status, seconds)
+
+                    # SIGTERM during the outage: sockets and games cannot be written down,
+                    # and still the process is gone within its drain timeout.
+                    code, stopping = await _timed(asyncio.to_thread(server.terminate, 30))
+                    assert code in (0, -15), server.log()
+                    assert stopping < DRAIN_TIMEOUT_MS / 1000, (stopping, server.log())
+                finally:
+                    await asyncio.to_thread(pg.thaw)
+
+        conn = await asyncpg.connect(db_url)
+        try:
+            answers = await conn.fetch(
+                "SELECT payload->>'answer_id' FROM game_events"
+                " WHERE game_id = $1 AND event_type = 'game:answer:accepted'",
+                uuid.UUID(game["id"]),
+            )
+            assert acked["answerId"] in [r[0] for r in answers]
+            seqs = await conn.fetch(
+                "SELECT sequence_number FROM game_events WHERE game_id = $1 ORDER BY 1",
+                uuid.UUID(game["id"]),
+            )
+            assert [r[0] for r in seqs] == list(range(1, len(seqs) + 1))
+        finally:
+            await conn.close()
+        print(f"\nSIGTERM to exit with the database frozen: {stopping:.2f}s")
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)

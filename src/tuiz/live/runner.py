@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tuiz.errors import ErrorCode, TuizError, client_error
+from tuiz.errors import ErrorCode, TuizError
 from tuiz.game.engine import Game
 from tuiz.game.model import (
     AnswerAccepted,
@@ -39,7 +39,7 @@ from tuiz.game.model import (
 )
 from tuiz.live import views
 from tuiz.live.views import Body, To
-from tuiz.logs import get_logger
+from tuiz.logs import get_logger, log_failure
 from tuiz.store.events import NewEvent, StoredEvent
 from tuiz.store.games import GameProjection, GameRecord
 
@@ -347,10 +347,7 @@ class GameRunner:
             except Exception as exc:
                 self._projection_dirty = True
                 self._scores_dirty = self._scores_dirty or with_scores
-                if client_error(exc) is None:
-                    log.error("projection_save_failed", game_id=self.game_id, exc_info=exc)
-                else:
-                    log.warning("projection_save_failed", game_id=self.game_id, error=repr(exc))
+                log_failure(log, "projection_save_failed", exc, game_id=self.game_id)
                 if not retry or self._stopped:
                     return
                 await asyncio.sleep(pause)

@@ -21,7 +21,7 @@ import socketio
 from tuiz.auth import Caller, authenticate, bearer
 from tuiz.config import Settings
 from tuiz.errors import ErrorCode, TuizError, client_error
-from tuiz.logs import get_logger
+from tuiz.logs import get_logger, log_failure
 from tuiz.metrics import Metrics
 from tuiz.realtime.protocol import RoomJoin, RoomLeave, RoomMessage, WsConnect, parse
 from tuiz.realtime.ratelimit import TokenBucket
@@ -276,8 +276,8 @@ class Realtime:
         for hook in self.disconnect_hooks:
             try:
                 await hook(client)
-            except Exception:
-                log.exception("disconnect_hook_failed", sid=sid)
+            except Exception as exc:
+                log_failure(log, "disconnect_hook_failed", exc, sid=sid)
         status = ConnectionStatus.TIMEOUT if client.timed_out else ConnectionStatus.DISCONNECTED
         try:
             await self.store.close(sid, status)
@@ -290,8 +290,8 @@ class Realtime:
                     {"roomId": room_id, "socketId": sid, "reason": status.value},
                     skip_sid=sid,
                 )
-        except Exception:
-            log.exception("disconnect_bookkeeping_failed", sid=sid)
+        except Exception as exc:
+            log_failure(log, "disconnect_bookkeeping_failed", exc, sid=sid)
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> None:
         client = self.clients.get(sid)
@@ -504,8 +504,8 @@ class Realtime:
             await asyncio.sleep(interval)
             try:
                 await self.tick()
-            except Exception:
-                log.exception("realtime_tick_failed")
+            except Exception as exc:
+                log_failure(log, "realtime_tick_failed", exc)
 
     async def tick(self) -> None:
         """Write the coalesced heartbeats in one statement; drop sockets silent too long."""
