@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,7 +27,7 @@ from tuiz.context import AppContext
 from tuiz.http_protocol import ReadTimeoutHttpProtocol, read_timeout_protocol
 from tuiz.jobs import maintenance
 from tuiz.live.hub import GameHub
-from tuiz.logs import get_logger
+from tuiz.logs import get_logger, log_failure
 from tuiz.realtime import jsoncodec
 from tuiz.realtime.eio_websocket import EngineIOWebSocket, websocket_protocol
 from tuiz.realtime.fastemit import FastEmitManager
@@ -164,6 +164,15 @@ def shutdown_left(ctx: AppContext) -> float:
     return max(0.0, float(deadline) - loop.time())
 
 
+async def _bounded(step: str, work: Awaitable[None], timeout: float | None = None) -> None:
+    """One shutdown step: a failure or overrun is logged and the next step runs anyway."""
+    try:
+        async with asyncio.timeout(max(timeout, 0.1) if timeout is not None else None):
+            await work
+    except Exception as exc:
+        log_failure(log, "shutdown_step_failed", exc, step=step)
+
+
 async def shutdown(ctx: AppContext) -> None:
     """Drain sockets, flush the event log, then release the database (SIGTERM path).
 
@@ -171,17 +180,13 @@ async def shutdown(ctx: AppContext) -> None:
     fast anyway, and a database that hangs (a lost network) cannot hold the exit. The log gets
     the larger share; what it cannot write in time fails to its callers, never acknowledged.
     """
-    left = shutdown_left(ctx)
-    try:
-        async with asyncio.timeout(left / 3):
-            if ctx.realtime is not None:
-                await ctx.realtime.drain()
-            if ctx.hub is not None:
-                await ctx.hub.close()
-    except TimeoutError:
-        log.warning("shutdown_step_timed_out", step="sockets and games")
+    share = shutdown_left(ctx) / 3
+    if ctx.realtime is not None:
+        await _bounded("drain sockets", ctx.realtime.drain(), share / 2)
+    if ctx.hub is not None:
+        await _bounded("close games", ctx.hub.close(), share / 2)
     if ctx.events is not None:
-        await ctx.events.close(timeout=max(shutdown_left(ctx) * 0.7, 0.1))
+        await _bounded("close event log", ctx.events.close(timeout=shutdown_left(ctx) * 0.7))
     for task in ctx.tasks:
         task.cancel()
     if ctx.tasks:
@@ -333,8 +338,4 @@ async def drain_before_shutdown(ctx: AppContext) -> None:
     until the graceful-shutdown timeout. Bounded by a third of the drain timeout.
     """
     if ctx.realtime is not None:
-        try:
-            async with asyncio.timeout(shutdown_left(ctx) / 3):
-                await ctx.realtime.drain()
-        except TimeoutError:
-            log.warning("shutdown_step_timed_out", step="drain sockets")
+        await _bounded("drain sockets", ctx.realtime.drain(), shutdown_left(ctx) / 3)

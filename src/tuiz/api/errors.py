@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tuiz.errors import ErrorCode, TuizError, client_error
-from tuiz.logs import get_logger
+from tuiz.logs import get_logger, log_outage
 
 log = get_logger(__name__)
 
@@ -32,7 +32,7 @@ def install(app: FastAPI) -> None:
             log.error("request_failed", path=request.url.path, error=repr(exc), exc_info=exc)
             err = TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
         else:
-            log.warning("database_unavailable", path=request.url.path, error=repr(exc))
+            log_outage(log, "database_unavailable", exc, path=request.url.path)
         return JSONResponse(err.to_payload(), status_code=err.http_status)
 
     for kind in _DATABASE_ERRORS:

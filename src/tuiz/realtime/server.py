@@ -21,7 +21,7 @@ import socketio
 from tuiz.auth import Caller, authenticate, bearer
 from tuiz.config import Settings
 from tuiz.errors import ErrorCode, TuizError, client_error
-from tuiz.logs import get_logger, log_failure
+from tuiz.logs import get_logger, log_failure, log_outage
 from tuiz.metrics import Metrics
 from tuiz.realtime.protocol import RoomJoin, RoomLeave, RoomMessage, WsConnect, parse
 from tuiz.realtime.ratelimit import TokenBucket
@@ -196,7 +196,7 @@ class Realtime:
             log.error("handler_failed", exc_info=exc, **context)
             return TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
         if error is not exc:
-            log.warning("database_unavailable", error=repr(exc), **context)
+            log_outage(log, "database_unavailable", exc, **context)
         return error
 
     async def _admit(self, client: Client) -> bool:

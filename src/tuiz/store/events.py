@@ -46,7 +46,7 @@ from asyncpg.pgproto import pgproto
 from asyncpg.pool import PoolConnectionProxy
 
 from tuiz.errors import ErrorCode, TuizError, is_database_outage
-from tuiz.logs import get_logger
+from tuiz.logs import get_logger, log_outage
 
 log = get_logger(__name__)
 
@@ -549,7 +549,7 @@ class EventLog:
         error.__cause__ = exc
         pending = sum(not f.done() for f in page.futures)
         if is_database_outage(exc) or isinstance(exc, asyncio.CancelledError):
-            log.warning("event_log_write_failed", events=pending, error=repr(exc))
+            log_outage(log, "event_log_write_failed", exc, events=pending)
         else:
             log.error("event_log_write_failed", events=pending, exc_info=exc)
         self._settle_failed(page.futures, error)
