@@ -511,7 +511,13 @@ class Realtime:
         """Write the coalesced heartbeats in one statement; drop sockets silent too long."""
         if self._heartbeats:
             batch, self._heartbeats = self._heartbeats, set()
-            await self.store.heartbeat(batch)
+            try:
+                await self.store.heartbeat(batch)
+            except Exception as exc:
+                # The database is away: keep them for the next tick, or a long outage would
+                # leave live sockets looking silent to the stale sweep once it is back.
+                self._heartbeats |= batch
+                log_failure(log, "heartbeat_write_failed", exc)
         deadline = time.monotonic() - self.settings.heartbeat_timeout_ms / 1000
         for client in [c for c in self.clients.values() if c.last_seen < deadline]:
             client.timed_out = True
