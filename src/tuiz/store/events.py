@@ -552,8 +552,13 @@ class EventLog:
             log_outage(log, "event_log_write_failed", exc, events=pending)
         else:
             log.error("event_log_write_failed", events=pending, exc_info=exc)
+        # Only games that lose an ordered event here (a split may have written some already).
+        fenced = {
+            g
+            for g, o, f in zip(page.games, page.ordered, page.futures, strict=True)
+            if o and not f.done()
+        }
         self._settle_failed(page.futures, error)
-        fenced = {g for g, o in zip(page.games, page.ordered, strict=True) if o}
         if not fenced:
             return
         self._fenced |= fenced
