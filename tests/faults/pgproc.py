@@ -59,9 +59,10 @@ class PostgresProcess:
             "start",
         )  # fmt: skip
 
-    def stop(self) -> None:
-        """Immediate shutdown: every connection is cut at once, as in a crash."""
-        self._pg_ctl("-w", "-m", "immediate", "stop")
+    def stop(self, mode: str = "immediate") -> None:
+        """`immediate`: every connection cut at once, as in a crash; `fast`: a clean stop
+        (sessions told "terminating connection due to administrator command")."""
+        self._pg_ctl("-w", "-m", mode, "stop")
 
     def _processes(self) -> list[psutil.Process]:
         pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])

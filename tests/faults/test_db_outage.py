@@ -171,8 +171,9 @@ async def _refusals_while_down(
     return slowest
 
 
+@pytest.mark.parametrize("stop_mode", ["immediate", "fast"])
 async def test_postgres_outage_mid_game_then_recovery(
-    own_postgres: tuple[PostgresProcess, str], tmp_path: Path
+    own_postgres: tuple[PostgresProcess, str], tmp_path: Path, stop_mode: str
 ) -> None:
     pg, db_url = own_postgres
     quiz = await _quiz(db_url, 120)  # question 1 stays open through the outage
@@ -210,7 +211,7 @@ async def test_postgres_outage_mid_game_then_recovery(
                 await _answering(waiter.client)
 
                 # -- the outage ------------------------------------------------------------
-                await asyncio.to_thread(pg.stop)
+                await asyncio.to_thread(pg.stop, stop_mode)
                 slowest = await _refusals_while_down(
                     server, http, quiz, game, host.client, late, question
                 )
