@@ -339,6 +339,7 @@ async def test_frozen_database_waits_are_bounded_and_sigterm_exits(
                     code, stopping = await _timed(asyncio.to_thread(server.terminate, 30))
                     assert code in (0, -15), server.log()
                     assert stopping < DRAIN_TIMEOUT_MS / 1000, (stopping, server.log())
+                    assert "Application shutdown complete" in server.log()  # not cut short
                 finally:
                     await asyncio.to_thread(pg.thaw)
 
