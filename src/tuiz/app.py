@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs
@@ -28,7 +27,7 @@ from tuiz.context import AppContext
 from tuiz.http_protocol import ReadTimeoutHttpProtocol, read_timeout_protocol
 from tuiz.jobs import maintenance
 from tuiz.live.hub import GameHub
-from tuiz.logs import get_logger
+from tuiz.logs import get_logger, log_failure
 from tuiz.realtime import jsoncodec
 from tuiz.realtime.eio_websocket import EngineIOWebSocket, websocket_protocol
 from tuiz.realtime.fastemit import FastEmitManager
@@ -39,7 +38,7 @@ from tuiz.store import migrations
 from tuiz.store.connections import ConnectionStore
 from tuiz.store.connections_memory import MemoryConnectionStore
 from tuiz.store.connections_pg import PgConnectionStore
-from tuiz.store.db import create_pool
+from tuiz.store.db import close_pool, create_pool
 from tuiz.store.embedded import EmbeddedPostgres, ensure_database
 from tuiz.store.events import EventLog
 from tuiz.store.events_memory import MemoryEventLog
@@ -83,7 +82,12 @@ async def startup(ctx: AppContext) -> None:
         applied = await migrations.upgrade(ctx.database_url)
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])
-    ctx.pool = await create_pool(ctx.database_url, max_size=ctx.settings.db_pool_max)
+    ctx.pool = await create_pool(
+        ctx.database_url,
+        max_size=ctx.settings.db_pool_max,
+        acquire_timeout=ctx.settings.db_acquire_timeout_ms / 1000,
+        query_timeout=ctx.settings.db_query_timeout_ms / 1000,
+    )
     if ctx.settings.load_sample:  # a newcomer can play at once; never blocks the start
         try:
             await ensure_sample_quiz(ctx.pool)
@@ -152,22 +156,45 @@ async def start_realtime(ctx: AppContext) -> None:
             log.info("games_resumed", count=resumed)
 
 
+def shutdown_left(ctx: AppContext) -> float:
+    """Seconds left of TUIZ_DRAIN_TIMEOUT_MS, counted from the first step of shutdown."""
+    loop = asyncio.get_running_loop()
+    deadline = ctx.extras.setdefault(
+        "shutdown_deadline", loop.time() + ctx.settings.drain_timeout_ms / 1000
+    )
+    return max(0.0, float(deadline) - loop.time())
+
+
+async def _bounded(step: str, work: Awaitable[None], timeout: float | None = None) -> None:
+    """One shutdown step: a failure or overrun is logged and the next step runs anyway."""
+    try:
+        async with asyncio.timeout(max(timeout, 0.1) if timeout is not None else None):
+            await work
+    except Exception as exc:
+        log_failure(log, "shutdown_step_failed", exc, step=step)
+
+
 async def shutdown(ctx: AppContext) -> None:
-    """Drain sockets, flush the event log, then release the database (SIGTERM path)."""
+    """Drain sockets, flush the event log, then release the database (SIGTERM path).
+
+    Every step is bounded by what is left of the drain timeout: with PostgreSQL away they fail
+    fast anyway, and a database that hangs (a lost network) cannot hold the exit. The log gets
+    the larger share; what it cannot write in time fails to its callers, never acknowledged.
+    """
+    share = shutdown_left(ctx) / 3
     if ctx.realtime is not None:
-        await ctx.realtime.drain()
+        await _bounded("drain sockets", ctx.realtime.drain(), share / 2)
     if ctx.hub is not None:
-        await ctx.hub.close()
+        await _bounded("close games", ctx.hub.close(), share / 2)
     if ctx.events is not None:
-        await ctx.events.close()
+        await _bounded("close event log", ctx.events.close(timeout=shutdown_left(ctx) * 0.7))
     for task in ctx.tasks:
         task.cancel()
-    for task in ctx.tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if ctx.tasks:
+        await asyncio.wait(ctx.tasks, timeout=max(min(shutdown_left(ctx) / 2, 1.0), 0.1))
     ctx.tasks.clear()
     if ctx.pool is not None:
-        await ctx.pool.close()
+        await close_pool(ctx.pool, timeout=max(shutdown_left(ctx), 0.1))
         ctx.pool = None
     if ctx.embedded is not None:
         await asyncio.to_thread(ctx.embedded.stop)
@@ -309,7 +336,7 @@ async def drain_before_shutdown(ctx: AppContext) -> None:
     """First step of SIGTERM, while connections are still open: say goodbye to every socket.
 
     Long-polling clients then get their close packet at once instead of holding the server
-    until the graceful-shutdown timeout.
+    until the graceful-shutdown timeout. Bounded by a third of the drain timeout.
     """
     if ctx.realtime is not None:
-        await ctx.realtime.drain()
+        await _bounded("drain sockets", ctx.realtime.drain(), shutdown_left(ctx) / 3)

@@ -151,6 +151,7 @@ def serve(
         create_app,
         drain_before_shutdown,
         http_protocol_for,
+        shutdown_left,
         websocket_protocol_for,
     )
 
@@ -181,6 +182,10 @@ def serve(
                 await drain_before_shutdown(app.tuiz_ctx)
             except Exception as exc:  # never block the exit on the drain
                 typer.echo(f"drain failed: {exc!r}", err=True)
+            # Open connections get a third of what is left; the application's own shutdown
+            # (log flush, database) the rest: the whole exit fits TUIZ_DRAIN_TIMEOUT_MS.
+            left = shutdown_left(app.tuiz_ctx)
+            self.config.timeout_graceful_shutdown = max(int(left / 3), 1)
             await super().shutdown(sockets)
 
     config = uvicorn.Config(
@@ -201,7 +206,7 @@ def serve(
         # TUIZ_TRUSTED_PROXIES alone; uvicorn would otherwise believe X-Forwarded-For from
         # any loopback peer.
         proxy_headers=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=max(settings.drain_timeout_ms // 3000, 1),
         lifespan="on",
     )
     DrainingServer(config).run()

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     game_lease_ms: int = Field(default=15_000, ge=1000, alias="TUIZ_GAME_LEASE_MS")
     migrate_on_start: bool = Field(default=True, alias="TUIZ_MIGRATE_ON_START")
     db_pool_max: int = Field(default=10, gt=0, alias="TUIZ_DB_POOL_MAX")
+    # Every wait on PostgreSQL is bounded: while it is away, callers get UNAVAILABLE, not a hang.
+    db_acquire_timeout_ms: int = Field(default=5000, ge=100, alias="TUIZ_DB_ACQUIRE_TIMEOUT_MS")
+    db_query_timeout_ms: int = Field(default=30_000, ge=100, alias="TUIZ_DB_QUERY_TIMEOUT_MS")
+    # SIGTERM: sockets drained, the log flushed and the process gone within this time.
+    drain_timeout_ms: int = Field(default=10_000, ge=1000, alias="TUIZ_DRAIN_TIMEOUT_MS")
     load_sample: bool = Field(default=True, alias="TUIZ_LOAD_SAMPLE")  # sample quiz at start
 
     def jwt_secret_problem(self) -> str | None:

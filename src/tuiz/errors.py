@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+import asyncpg
+
 
 class ErrorCode(StrEnum):
     VALIDATION_ERROR = "VALIDATION_ERROR"
@@ -62,3 +64,42 @@ class TuizError(Exception):
         if self.details:
             body["details"] = self.details
         return body
+
+
+# SQLSTATE classes that say "the database cannot serve you now", not "your request is wrong":
+# 08 connection exception, 53 insufficient resources (too many connections, disk full),
+# 57 operator intervention (shutting down, starting up, crash, statement cancelled).
+_OUTAGE_CLASSES = ("08", "53", "57")
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when `exc` means PostgreSQL is unreachable or going away, not that a query is bad.
+
+    Connecting to a stopped server raises OSError (refused, or the Unix socket is gone); a
+    bounded acquire or query raises TimeoutError; a connection lost mid-query raises
+    ConnectionDoesNotExistError, or InterfaceError when the pool has already reclaimed it.
+    """
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "").startswith(_OUTAGE_CLASSES)
+    if isinstance(exc, asyncpg.InterfaceError):
+        text = str(exc)
+        return any(word in text for word in ("closed", "closing", "released"))
+    return False
+
+
+def client_error(exc: BaseException) -> TuizError | None:
+    """What a client may be told about `exc`: itself when it is a TuizError, UNAVAILABLE when
+    the database is away, None for anything else (a bug: log it, answer INTERNAL_ERROR).
+
+    The one mapping shared by HTTP (`api.errors`) and Socket.IO (`Realtime.on`)."""
+    if isinstance(exc, TuizError):
+        return exc
+    if is_database_outage(exc):
+        error = TuizError(
+            ErrorCode.UNAVAILABLE, "the database is unavailable just now; try again shortly"
+        )
+        error.__cause__ = exc
+        return error
+    return None

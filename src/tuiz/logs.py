@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from typing import Any
 
 import structlog
 
@@ -52,3 +54,34 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
+
+
+OUTAGE_LOG_INTERVAL = 1.0  # seconds: at most one line per event name while the database is away
+_outage_logged: dict[str, tuple[float, int]] = {}  # event -> (last logged, suppressed since)
+
+
+def log_outage(
+    logger: structlog.stdlib.BoundLogger, event: str, exc: BaseException, **fields: Any
+) -> None:
+    """A warning that the database is away, at most once a second per event name (thousands
+    of sockets fail at once in an outage; the log says how many lines it left out)."""
+    now = time.monotonic()
+    last, suppressed = _outage_logged.get(event, (-OUTAGE_LOG_INTERVAL, 0))
+    if now - last < OUTAGE_LOG_INTERVAL:
+        _outage_logged[event] = (last, suppressed + 1)
+        return
+    _outage_logged[event] = (now, 0)
+    logger.warning(event, error=repr(exc), suppressed=suppressed, **fields)
+
+
+def log_failure(
+    logger: structlog.stdlib.BoundLogger, event: str, exc: BaseException, **fields: Any
+) -> None:
+    """A background failure: a throttled warning while the database is away (expected, and
+    repeated by every socket and timer), a full traceback for anything else (a bug)."""
+    from tuiz.errors import is_database_outage
+
+    if is_database_outage(exc):
+        log_outage(logger, event, exc, **fields)
+    else:
+        logger.error(event, exc_info=exc, **fields)

@@ -1,18 +1,42 @@
-"""The one place TuizError and request validation failures become HTTP responses."""
+"""The one place TuizError, database outages and request validation failures become HTTP."""
 
 from __future__ import annotations
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from tuiz.errors import ErrorCode, TuizError
+from tuiz.errors import ErrorCode, TuizError, client_error
+from tuiz.logs import get_logger, log_outage
+
+log = get_logger(__name__)
+
+# What the database layer raises (outages among them); anything else stays a plain 500.
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(TuizError)
     async def _tuiz_error(_: Request, exc: TuizError) -> JSONResponse:
         return JSONResponse(exc.to_payload(), status_code=exc.http_status)
+
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        err = client_error(exc)
+        if err is None:
+            log.error("request_failed", path=request.url.path, error=repr(exc), exc_info=exc)
+            err = TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
+        else:
+            log_outage(log, "database_unavailable", exc, path=request.url.path)
+        return JSONResponse(err.to_payload(), status_code=err.http_status)
+
+    for kind in _DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

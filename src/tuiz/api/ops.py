@@ -10,8 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tuiz.context import AppContext
 from tuiz.store import migrations
+from tuiz.store.events import EventLog
 
 router = APIRouter(tags=["operations"])
+
+READY_TIMEOUT = 2.0  # seconds: a probe that cannot reach the database in this time says 503
 
 
 def _ctx(request: Request) -> AppContext:
@@ -27,15 +30,18 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    """Ready for traffic: the database answers and every migration is applied."""
+    """Ready for traffic: the database answers, every migration is applied and the game log's
+    writer runs. 503 while PostgreSQL is away; ok again by itself once it is back."""
     ctx = _ctx(request)
     checks: dict[str, str] = {}
+    if isinstance(ctx.events, EventLog):
+        checks["event_log"] = "ok" if ctx.events.healthy else "stopped"
     if ctx.pool is None:
         checks["database"] = "not started"
     else:
         try:
-            async with asyncio.timeout(2):
-                async with ctx.pool.acquire() as conn:
+            async with asyncio.timeout(READY_TIMEOUT):
+                async with ctx.pool.acquire(timeout=READY_TIMEOUT) as conn:
                     await conn.fetchval("SELECT 1")
                     current = await migrations.is_current(conn)
             checks["database"] = "ok"

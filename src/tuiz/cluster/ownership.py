@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from tuiz.errors import ErrorCode, TuizError
-from tuiz.logs import get_logger
+from tuiz.logs import get_logger, log_failure
 from tuiz.store.games import GameRepository
 
 log = get_logger(__name__)
@@ -84,8 +84,8 @@ class Leases:
                     if game_id not in kept:  # we stalled past the lease: let go
                         log.error("game_lease_lost", game_id=str(game_id))
                         lost(game_id)
-            except Exception:
-                log.exception("game_lease_renewal_failed")
+            except Exception as exc:  # the database away: renewed when it is back
+                log_failure(log, "game_lease_renewal_failed", exc)
 
     async def release(self, game_ids: list[uuid.UUID]) -> None:
         await self.games.release(game_ids, self.owner)

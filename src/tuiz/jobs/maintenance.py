@@ -15,7 +15,7 @@ from datetime import timedelta
 import asyncpg
 
 from tuiz.config import Settings
-from tuiz.logs import get_logger
+from tuiz.logs import get_logger, log_failure
 from tuiz.store.connections_pg import PgConnectionStore
 
 log = get_logger(__name__)
@@ -85,5 +85,5 @@ async def run_forever(job: Job, pool: asyncpg.Pool, settings: Settings) -> None:
         await asyncio.sleep(interval)
         try:
             await run_job(job, pool, settings)
-        except Exception:
-            log.exception("job_failed", job=job.name)
+        except Exception as exc:
+            log_failure(log, "job_failed", exc, job=job.name)

@@ -9,13 +9,14 @@ device it was issued to).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
 from tuiz.auth import Caller, host_token, same_token, seat_token
 from tuiz.cluster.ownership import Leases
 from tuiz.config import Settings
-from tuiz.errors import ErrorCode, TuizError
+from tuiz.errors import ErrorCode, TuizError, client_error
 from tuiz.game.engine import Game
 from tuiz.game.model import (
     EVENT_TYPES,
@@ -28,13 +29,16 @@ from tuiz.game.model import (
     settings_to_dict,
 )
 from tuiz.live.publisher import Publisher
-from tuiz.live.runner import GameRunner, now_ms
+from tuiz.live.runner import GameRunner, Seats, now_ms
 from tuiz.live.views import Audience
 from tuiz.logs import get_logger
 from tuiz.store.events import EventLog, NewEvent
 from tuiz.store.games import GameRepository
 
 log = get_logger(__name__)
+
+RELOAD_RETRY_MIN = 0.1  # seconds between attempts to reload a broken game, doubling
+RELOAD_RETRY_MAX = 2.0
 
 CREATED = "game:created"
 """The first event of every game: the quiz (answer key included) and settings, for recovery
@@ -93,6 +97,10 @@ class GameHub:
         self.runners: dict[str, GameRunner] = {}
         self._loading: dict[str, asyncio.Future[GameRunner]] = {}
         self.leases = Leases(games, settings.game_lease_ms)
+        # Games whose runner broke (the log refused its events): their seats, until reloaded.
+        self._reloading: dict[str, Seats] = {}
+        self._reload_tasks: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
 
     @property
     def owner(self) -> str:
@@ -115,6 +123,39 @@ class GameHub:
             del self.runners[runner.game_id]
             if not runner.broken:  # a lost lease is someone else's now
                 runner.spawn(self.leases.release([runner.record.id]))
+
+    def reload_broken(self, runner: GameRunner) -> None:
+        """The log refused this runner's events: drop it and rebuild the game from the log as
+        soon as the database answers (not only when a client next asks), so its timers run
+        again and the sockets seated on it stay seated."""
+        already = runner.broken
+        runner.broken = True
+        self.evict(runner)
+        if already or self._closing:
+            return
+        self._reloading.setdefault(runner.game_id, runner.seats)
+        if runner.game_id not in self._reload_tasks:
+            task = asyncio.create_task(self._reload(runner.game_id), name="tuiz-game-reload")
+            self._reload_tasks[runner.game_id] = task
+            task.add_done_callback(lambda _t: self._reload_tasks.pop(runner.game_id, None))
+
+    async def _reload(self, game_id: str) -> None:
+        """Try to load the game again, pausing a little longer each time the database is away."""
+        pause = RELOAD_RETRY_MIN
+        while not self._closing:
+            try:
+                await self.get(game_id)
+                log.info("game_reloaded", game_id=game_id)
+                return
+            except Exception as exc:
+                error = client_error(exc)
+                if error is None or error.code is not ErrorCode.UNAVAILABLE or error.details:
+                    # Gone, or run by another process now: nothing for this process to do.
+                    log.warning("game_reload_abandoned", game_id=game_id, error=repr(exc))
+                    self._reloading.pop(game_id, None)
+                    return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RELOAD_RETRY_MAX)
 
     async def get(self, game_id: str | uuid.UUID) -> GameRunner:
         key = str(game_id)
@@ -178,8 +219,13 @@ class GameHub:
         if record is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id}")
         await self.leases.claim(gid)
+        self.events.resume(gid)  # the old runner is gone: its game's events are welcome again
         game, last_seq = await replay(self.events, gid)
         runner = GameRunner(self, record, game, last_seq)
+        seats = self._reloading.pop(game_id, None)
+        if seats is not None:  # after a break: same sockets, and the tables catch up
+            runner.seats = seats
+            runner._save_projection_soon()
         self.runners[game_id] = runner
         runner._reschedule()  # a deadline already past fires at once
         return runner
@@ -196,13 +242,20 @@ class GameHub:
         return count
 
     async def close(self) -> None:
-        """Stop every game's timers, write their projections one last time, let them go."""
+        """Stop every game's timers, write their projections one last time, let them go.
+
+        One attempt each: with the database away, shutdown must not wait for it (the log is
+        the truth; projections are rebuilt from it by whoever loads the game next)."""
+        self._closing = True
+        for task in list(self._reload_tasks.values()):
+            task.cancel()
         await self.leases.stop()
         for runner in list(self.runners.values()):
             runner.stop()
             runner._projection_dirty = True
-            await runner._save_projection()
-        await self.leases.release([r.record.id for r in self.runners.values()])
+            await runner._save_projection(retry=False)
+        with contextlib.suppress(Exception):
+            await self.leases.release([r.record.id for r in self.runners.values()])
 
     # -- credentials -----------------------------------------------------------------------
 

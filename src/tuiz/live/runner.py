@@ -39,7 +39,7 @@ from tuiz.game.model import (
 )
 from tuiz.live import views
 from tuiz.live.views import Body, To
-from tuiz.logs import get_logger
+from tuiz.logs import get_logger, log_failure
 from tuiz.store.events import NewEvent, StoredEvent
 from tuiz.store.games import GameProjection, GameRecord
 
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+PROJECTION_RETRY_MIN = 0.25  # seconds before a failed projection write is tried again
+PROJECTION_RETRY_MAX = 5.0
 STATS_INTERVAL = 0.1  # answer counts to the host at most 10 times a second
 MISSED_EVENTS_MAX = 500  # messages kept for a rejoin's catch-up; older gaps get a snapshot
 
@@ -118,6 +120,7 @@ class GameRunner:
         # The latest reveal: players' own results are built from it on demand.
         self._reveal: tuple[int, str, dict[str, int]] | None = None
         self.broken = False
+        self._stopped = False
 
     def spawn(self, coro: Any) -> None:
         """A fire-and-forget task of this game, kept referenced until it ends."""
@@ -156,19 +159,22 @@ class GameRunner:
     async def _persist(self, events: list[Event], command: Command) -> list[StoredEvent]:
         try:
             return await self.hub.events.append_many(
-                NewEvent(
-                    game_id=self.record.id,
-                    event_type=e.type,
-                    action=type(command).__name__.lower(),
-                    payload=e.to_dict(),
-                    player_id=_player_uuid(e),
-                )
-                for e in events
+                (
+                    NewEvent(
+                        game_id=self.record.id,
+                        event_type=e.type,
+                        action=type(command).__name__.lower(),
+                        payload=e.to_dict(),
+                        player_id=_player_uuid(e),
+                    )
+                    for e in events
+                ),
+                ordered=True,
             )
         except Exception as exc:
-            # Memory now holds events the log refused: rebuild from the log on next use.
-            self.broken = True
-            self.hub.evict(self)
+            # Memory now holds events the log refused: rebuild from the log (the hub does as
+            # soon as the database answers, so timers and seats carry on).
+            self.hub.reload_broken(self)
             if isinstance(exc, TuizError):
                 raise
             log.warning("game_events_not_persisted", game_id=self.game_id, error=repr(exc))
@@ -328,16 +334,28 @@ class GameRunner:
         if self._projection_task is None or self._projection_task.done():
             self._projection_task = asyncio.create_task(self._save_projection())
 
-    async def _save_projection(self) -> None:
+    async def _save_projection(self, *, retry: bool = True) -> None:
+        """Write the projection until it is current. A failed write (the database away) is
+        tried again after a pause that grows to PROJECTION_RETRY_MAX, until it lands or the
+        runner stops; `retry=False` tries once (shutdown)."""
+        pause = PROJECTION_RETRY_MIN
         while self._projection_dirty:
             self._projection_dirty = False
             with_scores, self._scores_dirty = self._scores_dirty, False
             try:
                 await self.hub.games.save(self.projection(with_scores=with_scores))
-            except Exception:
+            except Exception as exc:
+                self._projection_dirty = True
                 self._scores_dirty = self._scores_dirty or with_scores
-                log.exception("projection_save_failed", game_id=self.game_id)
-                return
+                log_failure(log, "projection_save_failed", exc, game_id=self.game_id)
+                if not retry or self._stopped:
+                    return
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, PROJECTION_RETRY_MAX)
+                if self._stopped:
+                    return
+            else:
+                pause = PROJECTION_RETRY_MIN
 
     async def flush(self) -> None:
         """Wait for the projection writer (tests, shutdown)."""
@@ -395,6 +413,8 @@ class GameRunner:
             log.exception("tick_failed", game_id=self.game_id)
 
     def stop(self) -> None:
+        """No more timers or projection retries (evicted, broken, or shutting down)."""
+        self._stopped = True
         for handle in (self._timer, self._host_grace, self._retire):
             if handle is not None:
                 handle.cancel()

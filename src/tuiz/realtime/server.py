@@ -20,8 +20,8 @@ import socketio
 from tuiz.auth import Caller, InvalidCredential, authenticate, bearer
 from tuiz.authlimit import AuthFailures
 from tuiz.config import Settings
-from tuiz.errors import ErrorCode, TuizError
-from tuiz.logs import get_logger
+from tuiz.errors import ErrorCode, TuizError, client_error
+from tuiz.logs import get_logger, log_failure, log_outage
 from tuiz.metrics import Metrics
 from tuiz.netaddr import client_address
 from tuiz.realtime.protocol import RoomJoin, RoomLeave, RoomMessage, WsConnect, parse
@@ -168,15 +168,24 @@ class Realtime:
                         ErrorCode.NOT_CONNECTED, "send ws:connect with a deviceId first"
                     )
                 return await handler(client, args[0] if args else None)
-            except TuizError as exc:
-                error = exc
-            except Exception:
-                log.exception("handler_failed", socket_event=event, sid=sid)
-                error = TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
+            except Exception as exc:
+                error = self._refusal(exc, socket_event=event, sid=sid)
             await self.send_error(sid, error, event=error_event, cause=event)
             return {"ok": False, **error.to_payload()}
 
         self.sio.on(event, guarded)
+
+    @staticmethod
+    def _refusal(exc: Exception, **context: Any) -> TuizError:
+        """The client's error for a failed handler: its own, UNAVAILABLE while the database is
+        away (a warning, not a traceback per event), else INTERNAL_ERROR (logged in full)."""
+        error = client_error(exc)
+        if error is None:
+            log.error("handler_failed", exc_info=exc, **context)
+            return TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
+        if error is not exc:
+            log_outage(log, "database_unavailable", exc, **context)
+        return error
 
     async def _admit(self, client: Client) -> bool:
         """Count the event against the rate limit; refuse floods, disconnect sustained ones."""
@@ -263,8 +272,8 @@ class Realtime:
         for hook in self.disconnect_hooks:
             try:
                 await hook(client)
-            except Exception:
-                log.exception("disconnect_hook_failed", sid=sid)
+            except Exception as exc:
+                log_failure(log, "disconnect_hook_failed", exc, sid=sid)
         status = ConnectionStatus.TIMEOUT if client.timed_out else ConnectionStatus.DISCONNECTED
         try:
             await self.store.close(sid, status)
@@ -277,8 +286,8 @@ class Realtime:
                     {"roomId": room_id, "socketId": sid, "reason": status.value},
                     skip_sid=sid,
                 )
-        except Exception:
-            log.exception("disconnect_bookkeeping_failed", sid=sid)
+        except Exception as exc:
+            log_failure(log, "disconnect_bookkeeping_failed", exc, sid=sid)
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> None:
         client = self.clients.get(sid)
@@ -441,13 +450,8 @@ class Realtime:
         async def run() -> None:
             try:
                 await work
-            except TuizError as exc:
-                await self.send_error(client.sid, exc)
-            except Exception:
-                log.exception("background_event_failed", sid=client.sid)
-                await self.send_error(
-                    client.sid, TuizError(ErrorCode.INTERNAL_ERROR, "the server failed this")
-                )
+            except Exception as exc:
+                await self.send_error(client.sid, self._refusal(exc, sid=client.sid))
 
         task = asyncio.create_task(run())
         self._inflight.add(task)
@@ -496,14 +500,20 @@ class Realtime:
             await asyncio.sleep(interval)
             try:
                 await self.tick()
-            except Exception:
-                log.exception("realtime_tick_failed")
+            except Exception as exc:
+                log_failure(log, "realtime_tick_failed", exc)
 
     async def tick(self) -> None:
         """Write the coalesced heartbeats in one statement; drop sockets silent too long."""
         if self._heartbeats:
             batch, self._heartbeats = self._heartbeats, set()
-            await self.store.heartbeat(batch)
+            try:
+                await self.store.heartbeat(batch)
+            except Exception as exc:
+                # The database is away: keep them for the next tick, or a long outage would
+                # leave live sockets looking silent to the stale sweep once it is back.
+                self._heartbeats |= batch
+                log_failure(log, "heartbeat_write_failed", exc)
         deadline = time.monotonic() - self.settings.heartbeat_timeout_ms / 1000
         for client in [c for c in self.clients.values() if c.last_seen < deadline]:
             client.timed_out = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -35,12 +36,68 @@ async def _on_release(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_on_release
+ACQUIRE_TIMEOUT = 5.0
+"""Seconds to get a pool connection (waiting for a free one, or connecting a new one)."""
+QUERY_TIMEOUT = 30.0
+"""Seconds a statement may run unless the caller passes its own `timeout`."""
+
+
+class BoundedPool(asyncpg.Pool):
+    """asyncpg's pool with a default acquire timeout.
+
+    asyncpg waits for a connection forever unless each `acquire` names a timeout, and its
+    `fetch`/`execute` shortcuts name none. While PostgreSQL is away a connect can hang (a lost
+    network) or every connection can be held by stuck statements; with this bound every caller
+    gets a TimeoutError (UNAVAILABLE, see `errors.client_error`) instead of waiting for good.
+    """
+
+    def __init__(self, *args: Any, acquire_timeout: float = ACQUIRE_TIMEOUT, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    acquire_timeout: float = ACQUIRE_TIMEOUT,
+    query_timeout: float = QUERY_TIMEOUT,
+) -> asyncpg.Pool:
+    """The shared pool; every wait on the database is bounded (connect and acquire by
+    `acquire_timeout`, statements by `query_timeout`), so an outage yields errors, not hangs.
+    Connections lost in an outage are replaced on their next acquire: nothing to restart."""
+    # The same arguments asyncpg.create_pool passes to its Pool (asyncpg 0.29-0.32).
+    pool = BoundedPool(
+        dsn,
+        acquire_timeout=acquire_timeout,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        init=_init_connection,
+        reset=_on_release,
+        timeout=acquire_timeout,  # connect
+        command_timeout=query_timeout,
     )
-    assert pool is not None
+    await pool
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, timeout: float) -> None:
+    """Close gracefully within `timeout` seconds, else terminate (a connection stuck on a
+    dead server must not hold the process's exit)."""
+    try:
+        async with asyncio.timeout(max(timeout, 0.0)):
+            await pool.close()
+    except TimeoutError:
+        pool.terminate()
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

@@ -11,8 +11,13 @@ Games are sharded over a few flushers by game id: one game always goes through t
 so events of a game queued in order get increasing sequence numbers, while other games' batches
 commit in parallel. A batch that the database rejects is split until only the bad events fail;
 the other callers never see the error and nothing of the bad event is written. When the
-connection itself fails, that batch's callers get UNAVAILABLE: whether its commit happened is
-unknown, as for any database client.
+connection itself fails (PostgreSQL stopped, restarting, unreachable), that batch's callers get
+UNAVAILABLE at once -- whether its commit happened is unknown, as for any database client --
+and the flusher goes on with a fresh connection: a flusher never dies, so the log works again
+as soon as the database does. Events appended `ordered` (a game's decisions, each made against
+the ones before) are fenced after such a failure: the game's later ordered events are refused
+until its owner has reloaded it from the log and calls `resume`, so the log never holds a
+decision whose premise it lost.
 
 Why one `unnest` statement rather than `executemany` or COPY: measured on this project's schema
 (bench/eventlog.py) it costs the server as little per row as COPY and far less than
@@ -24,6 +29,7 @@ Each flusher keeps one pool connection while the log runs; close the log before 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -39,7 +45,10 @@ import orjson
 from asyncpg.pgproto import pgproto
 from asyncpg.pool import PoolConnectionProxy
 
-from tuiz.errors import ErrorCode, TuizError
+from tuiz.errors import ErrorCode, TuizError, is_database_outage
+from tuiz.logs import get_logger, log_outage
+
+log = get_logger(__name__)
 
 EVENT_TYPE_MAX = 100
 TEXT_MAX = 255
@@ -221,7 +230,7 @@ class _Page:
 
     __slots__ = (
         "actions", "counts", "devices", "event_types", "events", "futures", "games",
-        "payloads", "players", "positions", "sockets", "users",
+        "ordered", "payloads", "players", "positions", "sockets", "users",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -236,9 +245,16 @@ class _Page:
         self.players: list[uuid.UUID | None] = []
         self.users: list[uuid.UUID | None] = []
         self.payloads: list[str] = []
+        self.ordered: list[bool] = []
         self.counts: dict[uuid.UUID, int] = {}
 
-    def add(self, event: NewEvent, payload_json: str, future: asyncio.Future[StoredEvent]) -> None:
+    def add(
+        self,
+        event: NewEvent,
+        payload_json: str,
+        future: asyncio.Future[StoredEvent],
+        ordered: bool = False,
+    ) -> None:
         game = event.game_id
         position = self.counts.get(game, 0) + 1
         self.counts[game] = position
@@ -253,6 +269,7 @@ class _Page:
         self.players.append(event.player_id)
         self.users.append(event.user_id)
         self.payloads.append(payload_json)
+        self.ordered.append(ordered)
 
 
 def _or_null(column: list[_T | None]) -> list[_T | None] | None:
@@ -361,6 +378,7 @@ class EventLog:
         self._shards = [_Shard() for _ in range(flushers)]
         self._started = False
         self._closed = False
+        self._fenced: set[uuid.UUID] = set()  # games whose ordered events are refused
         self.events_written = 0
         self.events_failed = 0
         self.batches_written = 0
@@ -373,6 +391,15 @@ class EventLog:
         """Events waiting for a flusher (not counting the batches in flight)."""
         return sum(len(page.events) for s in self._shards for page in s.pages)
 
+    @property
+    def healthy(self) -> bool:
+        """Running, and every flusher alive (readiness)."""
+        return (
+            self._started
+            and not self._closed
+            and all(s.task is not None and not s.task.done() for s in self._shards)
+        )
+
     async def start(self) -> None:
         if self._started:
             return
@@ -380,12 +407,23 @@ class EventLog:
         for shard in self._shards:
             shard.task = asyncio.create_task(self._run(shard), name="tuiz-eventlog-flusher")
 
-    async def close(self) -> None:
-        """Refuse new events, write everything already queued, then stop the flushers."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Refuse new events, write everything already queued, then stop the flushers.
+
+        After `timeout` seconds the flushers are cancelled: what is still queued fails with
+        UNAVAILABLE (its callers are told, nothing is acknowledged) and close returns."""
         self._closed = True
         for shard in self._shards:
             shard.wake.set()
-        await asyncio.gather(*(s.task for s in self._shards if s.task is not None))
+        tasks = [s.task for s in self._shards if s.task is not None]
+        if not tasks:
+            return
+        _, running = await asyncio.wait(tasks, timeout=timeout)
+        for task in running:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def __aenter__(self) -> EventLog:
         await self.start()
@@ -398,29 +436,41 @@ class EventLog:
         if self._closed or not self._started:
             raise TuizError(ErrorCode.UNAVAILABLE, "the event log is not running")
 
-    def _enqueue(self, event: NewEvent, payload_json: str) -> asyncio.Future[StoredEvent]:
+    def _enqueue(
+        self, event: NewEvent, payload_json: str, ordered: bool = False
+    ) -> asyncio.Future[StoredEvent]:
         future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
         shard = self._shards[hash(event.game_id) % len(self._shards)]
         pages = shard.pages
         if not pages or len(pages[-1].events) >= self._max_batch:
             pages.append(_Page())
-        pages[-1].add(event, payload_json, future)
+        pages[-1].add(event, payload_json, future, ordered)
         shard.wake.set()
         return future
+
+    def resume(self, game_id: uuid.UUID) -> None:
+        """Accept the game's ordered events again: its owner has reloaded it from the log."""
+        self._fenced.discard(game_id)
 
     async def append(self, event: NewEvent) -> StoredEvent:
         """Queue one event; returns once it is committed. Cancelling does not withdraw it."""
         self._check_running()
         return await self._enqueue(event, validate(event))
 
-    async def append_many(self, events: Iterable[NewEvent]) -> list[StoredEvent]:
+    async def append_many(
+        self, events: Iterable[NewEvent], *, ordered: bool = False
+    ) -> list[StoredEvent]:
         """Queue events in order (all validated first); returns once every one is committed.
 
         Each event succeeds or fails on its own: the first failure is raised after all settle.
+        `ordered`: the events were decided against the game's earlier ordered events; if a
+        batch holding some of those fails, these are refused too, until `resume(game)`.
         """
         self._check_running()
         batch = [(e, validate(e)) for e in events]
-        futures = [self._enqueue(e, p) for e, p in batch]
+        if ordered and any(e.game_id in self._fenced for e, _ in batch):
+            raise TuizError(ErrorCode.UNAVAILABLE, "this game is being reloaded; try again")
+        futures = [self._enqueue(e, p, ordered) for e, p in batch]
         done = await asyncio.gather(*futures, return_exceptions=True)
         for result in done:
             if isinstance(result, BaseException):
@@ -452,6 +502,12 @@ class EventLog:
         ]
 
     async def _run(self, shard: _Shard) -> None:
+        """Write the shard's pages in order, for the life of the log.
+
+        Nothing but cancellation ends this loop: a failed page fails its own callers (and
+        fences their games' later ordered events) and the next page gets a fresh connection,
+        so the log recovers by itself when the database does.
+        """
         conn: PoolConnectionProxy[Any] | None = None
         try:
             while True:
@@ -469,19 +525,54 @@ class EventLog:
                         conn = await self._pool.acquire()
                     await self._flush(conn, page)
                 except BaseException as exc:  # never leave a caller waiting forever
-                    error = TuizError(ErrorCode.UNAVAILABLE, f"event log write failed: {exc!r}")
-                    error.__cause__ = exc
-                    self._settle_failed(page.futures, error)
-                    if conn is not None and (
-                        conn.is_closed() or not isinstance(exc, asyncpg.PostgresError)
-                    ):
-                        await self._pool.release(conn)  # maybe broken: take a fresh one
-                        conn = None
+                    self._fail(shard, page, exc)
+                    # The connection may be broken, or already taken back by the pool (a lost
+                    # connection is): never ask it anything, just let it go.
+                    await self._let_go(conn)
+                    conn = None
                     if not isinstance(exc, Exception):
                         raise
         finally:
-            if conn is not None:
+            await self._let_go(conn)
+            while shard.pages:  # cancelled: whatever is still queued fails, not hangs
+                self._fail(shard, shard.pages.popleft(), asyncio.CancelledError())
+
+    async def _let_go(self, conn: PoolConnectionProxy[Any] | None) -> None:
+        if conn is not None:
+            with contextlib.suppress(Exception):
                 await self._pool.release(conn)
+
+    def _fail(self, shard: _Shard, page: _Page, exc: BaseException) -> None:
+        """A page that could not be written: its callers get UNAVAILABLE; the games of its
+        ordered events are fenced, and their ordered events still queued fail with it."""
+        error = TuizError(ErrorCode.UNAVAILABLE, "the game log could not be written; try again")
+        error.__cause__ = exc
+        pending = sum(not f.done() for f in page.futures)
+        if is_database_outage(exc) or isinstance(exc, asyncio.CancelledError):
+            log_outage(log, "event_log_write_failed", exc, events=pending)
+        else:
+            log.error("event_log_write_failed", events=pending, exc_info=exc)
+        # Only games that lose an ordered event here (a split may have written some already).
+        fenced = {
+            g
+            for g, o, f in zip(page.games, page.ordered, page.futures, strict=True)
+            if o and not f.done()
+        }
+        self._settle_failed(page.futures, error)
+        if not fenced:
+            return
+        self._fenced |= fenced
+        kept: deque[_Page] = deque()
+        for queued in shard.pages:
+            again = _Page()
+            for i, event in enumerate(queued.events):
+                if queued.ordered[i] and event.game_id in fenced:
+                    self._settle_failed([queued.futures[i]], error)
+                else:
+                    again.add(event, queued.payloads[i], queued.futures[i], queued.ordered[i])
+            if again.events:
+                kept.append(again)
+        shard.pages = kept
 
     async def _flush(self, conn: ConnectionLike, page: _Page) -> None:
         started = time.perf_counter()

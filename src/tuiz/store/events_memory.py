@@ -16,7 +16,7 @@ class MemoryEventLog:
     async def start(self) -> None:
         return None
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
         return None
 
     async def append(self, event: NewEvent) -> StoredEvent:
