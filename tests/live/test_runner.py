@@ -1,52 +1,17 @@
-"""The live-game layer against a real PostgreSQL event log, with a clock the test moves.
-
-The publisher here is a real implementation of the port that records what it would send;
-the event log, the game tables and the leases are the real ones.
-"""
+"""The live-game layer against a real PostgreSQL event log, with a clock the test moves."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.game.helpers import mc, quiz
-from tuiz.config import Settings
-from tuiz.game.model import Next, Start, SubmitAnswer
+from tests.live.conftest import Recorded, answering_game, open_first_question, two_questions
+from tuiz.game.model import SubmitAnswer
 from tuiz.live import runner as runner_module
-from tuiz.live.hub import GameHub, replay
-from tuiz.store.db import create_pool
+from tuiz.live.hub import replay
 from tuiz.store.events import EventLog
-from tuiz.store.games import GameRepository
-
-
-class Recorded:
-    """A publisher that keeps every message instead of sending it."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, dict[str, Any]]] = []
-
-    async def to_room(self, room: str, event: str, body: dict[str, Any]) -> None:
-        self.sent.append(("room", event, body))
-
-    async def to_watchers(self, room: str, event: str, body: dict[str, Any]) -> None:
-        self.sent.append(("watchers", event, body))
-
-    async def to_sockets(self, sids: Iterable[str], event: str, body: dict[str, Any]) -> None:
-        self.sent.append(("sockets", event, body))
-
-    async def enter(self, sid: str, room: str) -> None:
-        pass
-
-    async def leave(self, sid: str, room: str) -> None:
-        pass
-
-    def count(self, event: str) -> int:
-        return sum(1 for _, name, _ in self.sent if name == event)
 
 
 class Clock:
@@ -55,15 +20,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(db_url, min_size=2, max_size=8)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 @pytest.fixture
@@ -82,24 +38,12 @@ async def test_a_retry_after_the_deadline_persists_and_publishes_the_reveal_once
     passes; the client retries. The retry decides the reveal: it must reach the log and the
     room exactly once, and the log must rebuild the game the players saw."""
     published = Recorded()
-    questions = [mc(str(uuid.uuid4()), show_question_time=0, answering_time=60) for _ in range(2)]
+    questions = two_questions()
     async with EventLog(pool) as events:
-        hub = GameHub(
-            publisher=published, settings=Settings(), events=events, games=GameRepository(pool)
-        )
-        runner = await hub.create(
-            quiz=quiz(*questions),
-            quiz_set_id=None,
-            raw_settings={"auto_advance": False},
-            user_id=None,
-            host_device_id="host-device",
-            host_name="Host",
-        )
+        hub, runner = await answering_game(pool, events, published, questions)
         alice = await hub.join(runner, "dev-alice", "Alice")
         await hub.join(runner, "dev-bob", "Bob")
-        await runner.execute(Start(actor=runner.game.host_id))
-        while runner.game.phase.value != "answering":
-            await runner.execute(Next(actor=runner.game.host_id))
+        await open_first_question(runner)
         deadline = runner.game.phase_ends_at
         assert deadline is not None
         answer = SubmitAnswer(

@@ -9,31 +9,16 @@ test holds, so the failure hits a write in flight, every time, on the shared tes
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from tests.game.helpers import mc, quiz
-from tests.live.test_runner import Recorded
+from tests.live.conftest import Recorded, answering_game, open_first_question, two_questions
 from tests.sioclient import eventually
-from tuiz.config import Settings
 from tuiz.errors import ErrorCode, TuizError
-from tuiz.game.model import Next, Start, SubmitAnswer
+from tuiz.game.model import SubmitAnswer
 from tuiz.live.hub import GameHub
-from tuiz.store.db import create_pool
 from tuiz.store.events import EventLog
-from tuiz.store.games import GameRepository
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(db_url, min_size=2, max_size=8)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def _waiting_writer(pool: asyncpg.Pool) -> int | None:
@@ -48,24 +33,12 @@ async def test_a_write_lost_in_flight_reloads_the_game_with_its_seats(
     pool: asyncpg.Pool,
 ) -> None:
     published = Recorded()
-    questions = [mc(str(uuid.uuid4()), show_question_time=0, answering_time=60) for _ in range(2)]
+    questions = two_questions()
     async with EventLog(pool, flushers=1) as events:
-        hub = GameHub(
-            publisher=published, settings=Settings(), events=events, games=GameRepository(pool)
-        )
-        runner = await hub.create(
-            quiz=quiz(*questions),
-            quiz_set_id=None,
-            raw_settings={"auto_advance": False},
-            user_id=None,
-            host_device_id="host-device",
-            host_name="Host",
-        )
+        hub, runner = await answering_game(pool, events, published, questions)
         alice = await hub.join(runner, "dev-alice", "Alice")
         await runner.seat_socket("sid-alice", alice)
-        await runner.execute(Start(actor=runner.game.host_id))
-        while runner.game.phase.value != "answering":
-            await runner.execute(Next(actor=runner.game.host_id))
+        await open_first_question(runner)
         answer = SubmitAnswer(
             actor=alice, question_id=questions[0].id, answer_id="a-1", choice_ids=("a",), text=None
         )

@@ -1,0 +1,84 @@
+"""The live-game layer in-process: a real PostgreSQL event log and game tables, and a
+publisher that records what it would send (the port's real implementation is the sockets')."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.game.helpers import mc, quiz
+from tuiz.config import Settings
+from tuiz.game.model import Next, Question, Start
+from tuiz.live.hub import GameHub
+from tuiz.live.runner import GameRunner
+from tuiz.store.db import create_pool
+from tuiz.store.events import EventLog
+from tuiz.store.games import GameRepository
+
+
+class Recorded:
+    """A publisher that keeps every message instead of sending it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def to_room(self, room: str, event: str, body: dict[str, Any]) -> None:
+        self.sent.append(("room", event, body))
+
+    async def to_watchers(self, room: str, event: str, body: dict[str, Any]) -> None:
+        self.sent.append(("watchers", event, body))
+
+    async def to_sockets(self, sids: Iterable[str], event: str, body: dict[str, Any]) -> None:
+        self.sent.append(("sockets", event, body))
+
+    async def enter(self, sid: str, room: str) -> None:
+        pass
+
+    async def leave(self, sid: str, room: str) -> None:
+        pass
+
+    def count(self, event: str) -> int:
+        return sum(1 for _, name, _ in self.sent if name == event)
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(db_url, min_size=2, max_size=8)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+def two_questions() -> list[Question]:
+    """Long enough that real-time timers never fire during a test."""
+    return [mc(str(uuid.uuid4()), show_question_time=0, answering_time=60) for _ in range(2)]
+
+
+async def answering_game(
+    pool: asyncpg.Pool, events: EventLog, published: Recorded, questions: list[Question]
+) -> tuple[GameHub, GameRunner]:
+    """A host-advanced game with no players yet, its first question open for answers once
+    players join and the host starts (`open_first_question`)."""
+    hub = GameHub(
+        publisher=published, settings=Settings(), events=events, games=GameRepository(pool)
+    )
+    runner = await hub.create(
+        quiz=quiz(*questions),
+        quiz_set_id=None,
+        raw_settings={"auto_advance": False},
+        user_id=None,
+        host_device_id="host-device",
+        host_name="Host",
+    )
+    return hub, runner
+
+
+async def open_first_question(runner: GameRunner) -> None:
+    await runner.execute(Start(actor=runner.game.host_id))
+    while runner.game.phase.value != "answering":
+        await runner.execute(Next(actor=runner.game.host_id))
