@@ -11,15 +11,20 @@ from urllib.parse import parse_qs
 
 import socketio
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from uvicorn.config import WS_PROTOCOLS
 from uvicorn.importer import import_from_string
 
 from tuiz import __version__
+from tuiz.api import accounts as api_accounts
 from tuiz.api import connections as api_connections
+from tuiz.api import editor as api_editor
 from tuiz.api import errors as api_errors
 from tuiz.api import games as api_games
+from tuiz.api import library as api_library
 from tuiz.api import ops
 from tuiz.api import quizzes as api_quizzes
+from tuiz.api import uploads as api_uploads
 from tuiz.body_limit import BodyLimit, PathLimit
 from tuiz.cluster.fanout import RedisFanout
 from tuiz.config import Settings
@@ -223,6 +228,10 @@ def create_app(settings: Settings | None = None) -> Any:
     api.include_router(api_connections.router)
     api.include_router(api_quizzes.router)
     api.include_router(api_games.router)
+    api.include_router(api_accounts.router)  # the TUIZ client's /auth/*, /profile*
+    api.include_router(api_editor.router)  # its /quiz/*
+    api.include_router(api_library.router)  # its /quiz-library/*, /api/quizzes/*
+    api.include_router(api_uploads.router)  # its /upload/*, and /uploads/ for every image
     pages.install(api)  # /, /host, /play, /admin, /assets/, /vendor/
 
     redis_url = ctx.settings.redis_url
@@ -251,7 +260,8 @@ def create_app(settings: Settings | None = None) -> Any:
         if sid:
             await sio.eio.close_now(sid[0], sio.eio.reason.TRANSPORT_ERROR)
 
-    app: Any = BodyLimit(
+    upload_limit = ctx.settings.max_upload_bytes + api_uploads.MULTIPART_SLACK
+    bodies = BodyLimit(
         socketio.ASGIApp(sio, other_asgi_app=api, socketio_path=SOCKETIO_PATH),
         limit=ctx.settings.max_body_bytes,
         paths=[
@@ -259,10 +269,14 @@ def create_app(settings: Settings | None = None) -> Any:
                 f"/{SOCKETIO_PATH}/",
                 ctx.settings.max_http_buffer_bytes,
                 on_refused=close_polling_session,
-            )
+            ),
+            # images: TUIZ_MAX_UPLOAD_BYTES (read_image answers the same 413 itself)
+            PathLimit("/upload/", upload_limit),
+            PathLimit("/profile/avatar/", upload_limit),
         ],
     )
-    _observe_bounds(ctx, sio, app)
+    _observe_bounds(ctx, sio, bodies)
+    app: Any = RestCors(bodies, ctx.settings, socketio_prefix=f"/{SOCKETIO_PATH}/")
     app.tuiz_ctx = ctx  # the CLI's server drains sockets through it before closing connections
     return app
 
@@ -303,6 +317,35 @@ def http_protocol_for(app: Any) -> type[ReadTimeoutHttpProtocol]:
         counter=True,
     )
     return protocol
+
+
+class RestCors:
+    """REST answers browsers from TUIZ_CORS_ORIGINS (the list Socket.IO uses) and no others.
+
+    The outermost layer, so every REST answer carries the headers: 4xx, 500 and the body
+    limit's 413 included; preflights are answered here. Socket.IO paths go past it untouched
+    (python-engineio answers their CORS itself; two sets of headers would be refused).
+    Credentials are bearer tokens, never cookies, so no Allow-Credentials.
+    """
+
+    def __init__(self, app: Any, settings: Settings, *, socketio_prefix: str) -> None:
+        origins = settings.cors_origin_list
+        self.app = app
+        self.prefix = socketio_prefix
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"] if origins == "*" else list(origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or f"{path}/".startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        await self.cors(scope, receive, send)
 
 
 def websocket_protocol_for(app: Any, ws: str) -> Any:

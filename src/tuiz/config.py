@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     # SIGTERM: sockets drained, the log flushed and the process gone within this time.
     drain_timeout_ms: int = Field(default=10_000, ge=1000, alias="TUIZ_DRAIN_TIMEOUT_MS")
     load_sample: bool = Field(default=True, alias="TUIZ_LOAD_SAMPLE")  # sample quiz at start
+    access_token_ttl_s: int = Field(default=3600, ge=60, alias="TUIZ_ACCESS_TOKEN_TTL_S")
+    refresh_token_ttl_s: int = Field(default=2_592_000, ge=60, alias="TUIZ_REFRESH_TOKEN_TTL_S")
+    login_max_failures: int = Field(default=5, ge=1, alias="TUIZ_LOGIN_MAX_FAILURES")
+    login_max_per_ip: int = Field(default=30, ge=1, alias="TUIZ_LOGIN_MAX_PER_IP")
+    login_window_s: int = Field(default=900, ge=1, alias="TUIZ_LOGIN_WINDOW_S")
+    max_upload_bytes: int = Field(default=10_485_760, ge=1024, alias="TUIZ_MAX_UPLOAD_BYTES")
+    public_url: str | None = Field(default=None, alias="TUIZ_PUBLIC_URL")
 
     def jwt_secret_problem(self) -> str | None:
         """Why `jwt_secret` must not be used where others can connect, or None."""

@@ -20,6 +20,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
+from tuiz import uploads
 from tuiz.api.deps import CallerDep, ContextDep
 from tuiz.auth import Caller
 from tuiz.context import AppContext
@@ -225,8 +226,10 @@ async def publish_quiz_set(ctx: ContextDep, who: CallerDep, quiz_id: UUID) -> Qu
 
 @router.delete("/quiz-sets/{quiz_id}", status_code=204)
 async def delete_quiz_set(ctx: ContextDep, who: CallerDep, quiz_id: UUID) -> Response:
-    """Soft delete: the set disappears everywhere; games played with it keep their link."""
+    """Soft delete: the set disappears everywhere; games played with it keep their link.
+    Its uploaded images are removed."""
     await repo.soft_delete(ctx.require_pool(), who, quiz_id)
+    uploads.remove_all(ctx.settings.data_dir, "quizzes", quiz_id)
     return Response(status_code=204)
 
 
@@ -236,3 +239,9 @@ async def _summary(ctx: AppContext, who: Caller, quiz_id: UUID) -> QuizSet:
     if row is None:  # deleted meanwhile
         raise TuizError(ErrorCode.NOT_FOUND, f"no quiz {quiz_id} visible to you")
     return _quiz_set(row)
+
+
+# The TUIZ client's routes (`tuiz.api.editor`, `tuiz.api.library`) show quizzes the same way.
+quiz_view = _complete
+summary_view = _summary
+quiz_set_view = _quiz_set

@@ -497,11 +497,17 @@ def content_document(row: Row, content: Content) -> dict[str, Any]:
 # -- writing -------------------------------------------------------------------------------
 
 
-async def _insert_questions(conn: Conn, quiz_id: UUID, questions: list[QuestionIn]) -> None:
-    """Insert questions (order = list order) and their answers; two statements in all."""
+async def _insert_questions(
+    conn: Conn, quiz_id: UUID, questions: list[QuestionIn], order: list[int] | None = None
+) -> list[UUID]:
+    """Insert questions and their answers (two statements in all); their new ids.
+
+    `order` gives each question's order_index; by default list order from 0.
+    """
     if not questions:
-        return
+        return []
     ids: list[UUID] = [uuid.uuid4() for _ in questions]
+    indexes = order if order is not None else list(range(len(questions)))
     await conn.execute(
         """
         INSERT INTO public.questions
@@ -510,16 +516,16 @@ async def _insert_questions(conn: Conn, quiz_id: UUID, questions: list[QuestionI
              explanation_title, explanation_text, explanation_image_url, accepted_answers)
         SELECT u.id, $1, u.question_text, u.question_type::public.question_type, u.image_url,
                u.show_question_time, u.answering_time, u.show_explanation_time, u.points,
-               u.difficulty::public.difficulty_level, u.ord - 1, u.explanation_title,
+               u.difficulty::public.difficulty_level, u.order_index, u.explanation_title,
                u.explanation_text, u.explanation_image_url,
                ARRAY(SELECT jsonb_array_elements_text(u.accepted::jsonb))
           FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[],
                       $8::int[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[],
-                      $14::text[])
-               WITH ORDINALITY
+                      $14::text[], $15::int[])
                AS u(id, question_text, question_type, image_url, show_question_time,
                     answering_time, show_explanation_time, points, difficulty,
-                    explanation_title, explanation_text, explanation_image_url, accepted, ord)
+                    explanation_title, explanation_text, explanation_image_url, accepted,
+                    order_index)
         """,
         quiz_id,
         ids,
@@ -535,10 +541,17 @@ async def _insert_questions(conn: Conn, quiz_id: UUID, questions: list[QuestionI
         [q.explanation_text for q in questions],
         [q.explanation_image_url for q in questions],
         [json.dumps(q.accepted_answers, ensure_ascii=False) for q in questions],
+        indexes,
     )
+    await _insert_answers(conn, list(zip(ids, questions, strict=True)))
+    return ids
+
+
+async def _insert_answers(conn: Conn, questions: list[tuple[UUID, QuestionIn]]) -> None:
+    """Insert the answers of questions that already exist, in list order."""
     rows = [
         (qid, a.answer_text, a.image_url, a.is_correct, i)
-        for qid, q in zip(ids, questions, strict=True)
+        for qid, q in questions
         for i, a in enumerate(q.answers)
     ]
     if rows:
@@ -701,9 +714,18 @@ async def replace_content(
 
 
 async def update_fields(
-    pool: asyncpg.Pool, caller: Caller, quiz_id: UUID, changes: dict[str, Any]
+    pool: asyncpg.Pool,
+    caller: Caller,
+    quiz_id: UUID,
+    changes: dict[str, Any],
+    *,
+    merge_play_settings: bool = False,
 ) -> None:
-    """PATCH: only the given set fields change. Publishing needs at least one question."""
+    """PATCH: only the given set fields change. Publishing needs at least one question.
+
+    With `merge_play_settings`, the given play_settings keys are merged into the stored ones
+    (the TUIZ editor sends one setting at a time) instead of replacing them.
+    """
     columns = {
         "title": "",
         "description": "",
@@ -738,7 +760,12 @@ async def update_fields(
         if "play_settings" in changes:
             changes = {**changes, "play_settings": json.dumps(changes["play_settings"])}
         names = list(changes)
-        assignments = ", ".join(f"{name} = ${i + 2}{columns[name]}" for i, name in enumerate(names))
+        assignments = ", ".join(
+            f"{name} = play_settings || ${i + 2}{columns[name]}"
+            if name == "play_settings" and merge_play_settings
+            else f"{name} = ${i + 2}{columns[name]}"
+            for i, name in enumerate(names)
+        )
         await conn.execute(
             f"UPDATE public.quiz_sets SET {assignments} WHERE id = $1",
             quiz_id,
@@ -851,3 +878,296 @@ async def ensure_sample_quiz(pool: asyncpg.Pool | Conn) -> UUID:
         await import_quiz(conn, owner, data, quiz_id=SAMPLE_QUIZ_ID)
         log.info("sample_quiz_loaded", quiz_id=str(SAMPLE_QUIZ_ID), owner=SAMPLE_OWNER_EMAIL)
         return SAMPLE_QUIZ_ID
+
+
+# -- the TUIZ editor: one question at a time, and the library ------------------------------
+
+
+async def check_owner(pool: asyncpg.Pool, caller: Caller, quiz_id: UUID) -> None:
+    """The write checks alone (401, 404, 403), for uploads into a quiz's folder."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _check_write(conn, caller, quiz_id, content=False)
+
+
+async def _recount(conn: Conn, quiz_id: UUID) -> None:
+    await conn.execute(
+        """
+        UPDATE public.quiz_sets SET total_questions = (
+               SELECT count(*) FROM public.questions
+                WHERE question_set_id = $1 AND deleted_at IS NULL)
+         WHERE id = $1
+        """,
+        quiz_id,
+    )
+
+
+async def _next_index(conn: Conn, quiz_id: UUID) -> int:
+    value: int = await conn.fetchval(
+        "SELECT coalesce(max(order_index) + 1, 0) FROM public.questions"
+        " WHERE question_set_id = $1 AND deleted_at IS NULL",
+        quiz_id,
+    )
+    return value
+
+
+async def add_question(
+    pool: asyncpg.Pool, caller: Caller, quiz_id: UUID, question: QuestionIn, order: int | None
+) -> UUID:
+    """Append one question (at `order`, else after the last); its id."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _check_write(conn, caller, quiz_id, content=True)
+        count = await conn.fetchval(
+            "SELECT count(*) FROM public.questions"
+            " WHERE question_set_id = $1 AND deleted_at IS NULL",
+            quiz_id,
+        )
+        if count >= MAX_QUESTIONS:
+            raise TuizError(
+                ErrorCode.VALIDATION_ERROR, f"questions: a quiz has at most {MAX_QUESTIONS}"
+            )
+        index = order if order is not None else await _next_index(conn, quiz_id)
+        await become(conn, caller)
+        (new_id,) = await _insert_questions(conn, quiz_id, [question], [index])
+        await _recount(conn, quiz_id)
+        return new_id
+
+
+async def update_question(
+    pool: asyncpg.Pool,
+    caller: Caller,
+    quiz_id: UUID,
+    question_id: UUID,
+    question: QuestionIn,
+    order: int | None,
+) -> None:
+    """Replace one question's fields and answers (the old answers are soft-deleted)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _check_write(conn, caller, quiz_id, content=True)
+        await become(conn, caller)
+        found = await conn.fetchval(
+            """
+            UPDATE public.questions
+               SET question_text = $3, question_type = $4::public.question_type,
+                   image_url = $5, show_question_time = $6, answering_time = $7,
+                   show_explanation_time = $8, points = $9,
+                   difficulty = $10::public.difficulty_level,
+                   order_index = coalesce($11, order_index), explanation_title = $12,
+                   explanation_text = $13, explanation_image_url = $14, accepted_answers = $15
+             WHERE id = $1 AND question_set_id = $2 AND deleted_at IS NULL
+            RETURNING id
+            """,
+            question_id,
+            quiz_id,
+            question.question_text,
+            question.question_type.value,
+            question.image_url,
+            question.show_question_time,
+            question.answering_time,
+            question.show_explanation_time,
+            question.points,
+            question.difficulty,
+            order,
+            question.explanation_title,
+            question.explanation_text,
+            question.explanation_image_url,
+            question.accepted_answers,
+        )
+        if found is None:
+            raise TuizError(ErrorCode.NOT_FOUND, f"no question {question_id} in quiz {quiz_id}")
+        await conn.execute(
+            "UPDATE public.answers SET deleted_at = now()"
+            " WHERE question_id = $1 AND deleted_at IS NULL",
+            question_id,
+        )
+        await _insert_answers(conn, [(question_id, question)])
+
+
+async def delete_question(
+    pool: asyncpg.Pool, caller: Caller, quiz_id: UUID, question_id: UUID
+) -> None:
+    """Soft-delete one question (records of finished games still resolve its id)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _check_write(conn, caller, quiz_id, content=True)
+        await become(conn, caller)
+        found = await conn.fetchval(
+            "UPDATE public.questions SET deleted_at = now()"
+            " WHERE id = $1 AND question_set_id = $2 AND deleted_at IS NULL RETURNING id",
+            question_id,
+            quiz_id,
+        )
+        if found is None:
+            raise TuizError(ErrorCode.NOT_FOUND, f"no question {question_id} in quiz {quiz_id}")
+        await _recount(conn, quiz_id)
+
+
+async def reorder_questions(
+    pool: asyncpg.Pool, caller: Caller, quiz_id: UUID, order: list[tuple[UUID, int]]
+) -> None:
+    """Set order_index of the listed questions; every id must be a live question of the quiz."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _check_write(conn, caller, quiz_id, content=True)
+        await become(conn, caller)
+        updated = await conn.fetch(
+            """
+            UPDATE public.questions q SET order_index = u.order_index
+              FROM unnest($2::uuid[], $3::int[]) AS u(id, order_index)
+             WHERE q.id = u.id AND q.question_set_id = $1 AND q.deleted_at IS NULL
+            RETURNING q.id
+            """,
+            quiz_id,
+            [qid for qid, _ in order],
+            [index for _, index in order],
+        )
+        missing = {qid for qid, _ in order} - {r["id"] for r in updated}
+        if missing:
+            raise TuizError(
+                ErrorCode.NOT_FOUND,
+                f"questions: not in quiz {quiz_id}: {', '.join(sorted(map(str, missing)))}",
+            )
+
+
+async def replace_questions(
+    pool: asyncpg.Pool, caller: Caller, quiz_id: UUID, questions: list[QuestionIn]
+) -> list[UUID]:
+    """All the quiz's questions replaced by `questions` (list order); their new ids."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _check_write(conn, caller, quiz_id, content=True)
+        await become(conn, caller)
+        await conn.execute(
+            """
+            UPDATE public.answers SET deleted_at = now()
+             WHERE deleted_at IS NULL AND question_id IN (
+                   SELECT id FROM public.questions WHERE question_set_id = $1)
+            """,
+            quiz_id,
+        )
+        await conn.execute(
+            "UPDATE public.questions SET deleted_at = now()"
+            " WHERE question_set_id = $1 AND deleted_at IS NULL",
+            quiz_id,
+        )
+        ids = await _insert_questions(conn, quiz_id, questions)
+        await _recount(conn, quiz_id)
+        return ids
+
+
+SORTS = {
+    "created": "created_at",
+    "updated": "updated_at",
+    "title": "title",
+    "plays": "times_played",
+    "questions": "total_questions",
+}
+
+
+async def search_sets(
+    conn: Conn,
+    *,
+    owner: UUID | None,
+    mine: bool,
+    status: Status | None,
+    search: str | None,
+    category: str | None,
+    difficulty: Difficulty | None,
+    sort: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    """One page of sets the connection's caller may see (RLS) and the total that match.
+
+    `mine` keeps the caller's own; otherwise published public sets only. `search` matches
+    title and description (case-insensitive substring).
+    """
+    column = SORTS[sort]
+    direction = "DESC" if descending else "ASC"
+    where = """deleted_at IS NULL
+           AND ($1::text IS NULL OR status = $1::public.quiz_status)
+           AND (CASE WHEN $2 THEN user_id = $3 ELSE status = 'published' AND is_public END)
+           AND ($4::text IS NULL OR strpos(lower(title || ' ' || description), lower($4)) > 0)
+           AND ($5::text IS NULL OR category = $5)
+           AND ($6::text IS NULL OR difficulty_level = $6::public.difficulty_level)"""
+    args = (status, mine, owner, search or None, category or None, difficulty)
+    total: int = await conn.fetchval(f"SELECT count(*) FROM public.quiz_sets WHERE {where}", *args)
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {SET_COLUMNS} FROM public.quiz_sets WHERE {where}"
+        f" ORDER BY {column} {direction}, id LIMIT $7 OFFSET $8",
+        *args,
+        limit,
+        offset,
+    )
+    return rows, total
+
+
+async def status_counts(conn: Conn, owner: UUID) -> dict[str, int]:
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) AS all_, count(*) FILTER (WHERE status = 'published') AS published,
+               count(*) FILTER (WHERE status = 'draft') AS draft
+          FROM public.quiz_sets WHERE user_id = $1 AND deleted_at IS NULL
+        """,
+        owner,
+    )
+    assert row is not None
+    return {"all": row["all_"], "published": row["published"], "draft": row["draft"]}
+
+
+async def public_categories(conn: Conn) -> list[tuple[str, int]]:
+    rows = await conn.fetch(
+        """
+        SELECT category, count(*) AS n FROM public.quiz_sets
+         WHERE status = 'published' AND is_public AND deleted_at IS NULL
+         GROUP BY category ORDER BY n DESC, category LIMIT 200
+        """
+    )
+    return [(r["category"], r["n"]) for r in rows]
+
+
+async def code_taken(conn: Conn, code: int, *, other_than: UUID | None = None) -> bool:
+    """True when a live quiz other than `other_than` uses `code` as its play_settings.code."""
+    taken: bool = await conn.fetchval(
+        """
+        SELECT EXISTS (SELECT 1 FROM public.quiz_sets
+                        WHERE play_settings ? 'code' AND deleted_at IS NULL
+                          AND play_settings ->> 'code' = $1::text
+                          AND id IS DISTINCT FROM $2)
+        """,
+        str(code),
+        other_than,
+    )
+    return taken
+
+
+async def clone_quiz(pool: asyncpg.Pool, caller: Caller, quiz_id: UUID, new_id: UUID) -> UUID:
+    """A private draft copy of a quiz the caller may see, owned by the caller.
+
+    Copies the answers' correctness too, so only the owner or a published public quiz can
+    be cloned (NOT_FOUND otherwise). The copy has no play code; image URLs pointing into the
+    source quiz's upload folder are rewritten to the copy's folder (the caller copies the
+    files).
+    """
+    require_user(caller)
+    if caller.user_id is None:
+        raise TuizError(ErrorCode.FORBIDDEN, "a quiz belongs to a user: sign in as one")
+    async with pool.acquire() as conn, conn.transaction():
+        row = await fetch_set(conn, quiz_id)
+        if row is None or not (
+            row["user_id"] == caller.user_id or (row["status"] == "published" and row["is_public"])
+        ):
+            raise TuizError(ErrorCode.NOT_FOUND, f"no quiz {quiz_id} you may copy")
+        content = await fetch_questions(conn, quiz_id)
+        document = content_document(row, content)
+        old, new = f"/uploads/quizzes/{quiz_id}/", f"/uploads/quizzes/{new_id}/"
+        text = json.dumps(document, ensure_ascii=False).replace(old, new)
+        document = json.loads(text)
+        document["play_settings"] = {
+            k: v for k, v in (document.get("play_settings") or {}).items() if k != "code"
+        }
+        document.update(status="draft", is_public=False)
+        copy = parse_content(document)
+        await become(conn, caller)
+        created = await insert_content(conn, caller.user_id, copy, quiz_id=new_id)
+        await conn.execute(
+            "UPDATE public.quiz_sets SET cloned_from = $2 WHERE id = $1", created, quiz_id
+        )
+        return created
