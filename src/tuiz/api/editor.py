@@ -53,7 +53,11 @@ router = APIRouter(tags=["quiz editor (TUIZ client)"])
 
 
 def _blank_is_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
+    """Empty strings and browser-local object URLs (`blob:`, which the editor sends as a
+    preview before the upload finishes) mean "no value"."""
+    if isinstance(value, str) and (not value.strip() or value.startswith("blob:")):
+        return None
+    return value
 
 
 class QuizBody(BaseModel):

@@ -40,9 +40,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": ""}
+        where = ".".join(str(p) for p in first["loc"][1:] or first["loc"])
         err = TuizError(
             ErrorCode.VALIDATION_ERROR,
-            "request does not match the schema",
-            errors=[{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()],
+            f"{where}: {first['msg']}" if where else "request does not match the schema",
+            errors=errors,
         )
         return JSONResponse(err.to_payload(), status_code=err.http_status)
