@@ -558,7 +558,9 @@ async def remove_code(ctx: ContextDep, who: CallerDep, quiz_id: UUID) -> Message
 # -- questions ------------------------------------------------------------------------------
 
 
-@router.get("/quiz/{quiz_id}/questions", response_model=QuestionsOut)
+@router.get(
+    "/quiz/{quiz_id}/questions", response_model=QuestionsOut, response_model_exclude_unset=True
+)
 async def list_questions(ctx: ContextDep, who: CallerDep, quiz_id: UUID) -> QuestionsOut:
     """The questions in order (answer keys for the owner only)."""
     return QuestionsOut(questions=(await quiz_view(ctx, who, quiz_id)).questions)

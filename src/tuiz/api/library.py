@@ -195,7 +195,9 @@ async def status_counts(ctx: ContextDep, who: CallerDep) -> StatusCounts:
     return StatusCounts(**counts)
 
 
-@router.get("/quiz-library/preview/{quiz_id}", response_model=PreviewOut)
+@router.get(
+    "/quiz-library/preview/{quiz_id}", response_model=PreviewOut, response_model_exclude_unset=True
+)
 async def preview(ctx: ContextDep, who: CallerDep, quiz_id: UUID) -> PreviewOut:
     """A quiz and its questions (answer keys for the owner only)."""
     quiz = await quiz_view(ctx, who, quiz_id)
