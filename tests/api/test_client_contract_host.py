@@ -27,6 +27,7 @@ SECRET = "contract-host-jwt-secret-0123456789abcdef"
 ORIGIN = "http://127.0.0.1:3100"
 OTHER_ORIGIN = "http://evil.example"
 MAX_UPLOAD = 64 * 1024
+MAX_BODY = 32 * 1024  # JSON bodies; uploads have their own, larger limit
 MAX_FAILURES = 3
 
 
@@ -67,6 +68,7 @@ def server(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         TUIZ_JWT_SECRET=SECRET,
         TUIZ_CORS_ORIGINS=f"{ORIGIN},http://localhost:3100",
         TUIZ_MAX_UPLOAD_BYTES=str(MAX_UPLOAD),
+        TUIZ_MAX_BODY_BYTES=str(MAX_BODY),
         TUIZ_LOGIN_MAX_FAILURES=str(MAX_FAILURES),
         TUIZ_LOGIN_MAX_PER_IP="1000",
     ) as s:
@@ -622,6 +624,16 @@ def test_uploads_check_type_from_bytes_and_size(client: Client) -> None:
     too_big = client.upload(path, "image", big, token=token)
     assert too_big.status_code == 413 and too_big.json()["error"] == "PAYLOAD_TOO_LARGE"
     assert too_big.headers["access-control-allow-origin"] == ORIGIN
+    # over TUIZ_MAX_BODY_BYTES but within the upload limit: accepted
+    roomy = client.upload(path, "image", png() + b"\x00" * (MAX_BODY + 1024), token=token)
+    assert roomy.status_code == 201, roomy.text
+    # far over: refused from the headers by the body limit, still with CORS for the page
+    huge = client.upload(path, "image", png() + b"\x00" * (4 * MAX_UPLOAD), token=token)
+    assert huge.status_code == 413 and huge.json()["error"] == "PAYLOAD_TOO_LARGE"
+    assert huge.headers["access-control-allow-origin"] == ORIGIN
+    json_body = client.json("PUT", f"/quiz/{quiz_id}", {"description": "x" * MAX_BODY})
+    assert json_body.status_code == 413
+    assert json_body.headers["access-control-allow-origin"] == ORIGIN
     wrong_field = client.upload(path, "file", png(), token=token)
     assert wrong_field.status_code == 422 and wrong_field.json()["message"].startswith("image")
     not_multipart = client.json("POST", path, {"image": "x"}, token=token)
