@@ -57,6 +57,9 @@ SELECT: dict[str, tuple[Outcome, ...]] = {
         DENIED, {"dev-a"}, {"dev-b1"}, DENIED, {"dev-a", "dev-b1", "dev-guest"}),
     "game_events":           (DENIED, DENIED, DENIED, DENIED, {"GA#1", "GA#2", "GB#1"}),
     "room_participants":     (set(), {"Guest"}, {"Bob"}, {"Guest"}, {"Guest", "Bob"}),
+    "profiles":              (DENIED, {"alice"}, {"bob"}, DENIED, {"alice", "bob"}),
+    "user_credentials":      (DENIED, DENIED, DENIED, DENIED, 2),
+    "refresh_tokens":        (DENIED, DENIED, DENIED, DENIED, 2),
 }
 
 INSERT: dict[str, tuple[Outcome, ...]] = {
@@ -73,6 +76,9 @@ INSERT: dict[str, tuple[Outcome, ...]] = {
     "device_sessions":       (DENIED, DENIED, DENIED, DENIED, OK),
     "game_events":           (DENIED, DENIED, DENIED, DENIED, OK),
     "room_participants":     (DENIED, DENIED, DENIED, DENIED, OK),
+    "profiles":              (DENIED, DENIED, DENIED, DENIED, OK),
+    "user_credentials":      (DENIED, DENIED, DENIED, DENIED, OK),
+    "refresh_tokens":        (DENIED, DENIED, DENIED, DENIED, OK),
 }
 
 # Rows changed by an UPDATE/DELETE without WHERE (0 = allowed, but RLS shows no row).
@@ -90,6 +96,9 @@ UPDATE: dict[str, tuple[Outcome, ...]] = {
     "device_sessions":       (DENIED, DENIED, DENIED, DENIED, 3),
     "game_events":           (DENIED, DENIED, DENIED, DENIED, DENIED),  # append-only
     "room_participants":     (DENIED, DENIED, DENIED, DENIED, 2),
+    "profiles":              (DENIED, DENIED, DENIED, DENIED, 2),
+    "user_credentials":      (DENIED, DENIED, DENIED, DENIED, 2),
+    "refresh_tokens":        (DENIED, DENIED, DENIED, DENIED, 2),
 }
 
 DELETE: dict[str, tuple[Outcome, ...]] = {
@@ -106,6 +115,9 @@ DELETE: dict[str, tuple[Outcome, ...]] = {
     "device_sessions":       (DENIED, DENIED, DENIED, DENIED, 3),
     "game_events":           (DENIED, DENIED, DENIED, DENIED, 3),  # retention cleanup only
     "room_participants":     (DENIED, DENIED, DENIED, DENIED, 2),
+    "profiles":              (DENIED, DENIED, DENIED, DENIED, 2),
+    "user_credentials":      (DENIED, DENIED, DENIED, DENIED, 2),
+    "refresh_tokens":        (DENIED, DENIED, DENIED, DENIED, 2),
 }
 
 # Roles holding EXECUTE on each function ("PUBLIC" = everyone, incl. future roles).
@@ -149,6 +161,8 @@ EXECUTE: dict[str, set[str]] = {
 # fmt: on
 
 GAME_CODES = {"100001": "GA", "100002": "GB", "100003": "GG"}
+SPARE_EMAIL = "spare@example.test"
+_SPARE = f"(SELECT id FROM auth.users WHERE email = '{SPARE_EMAIL}')"
 
 
 @dataclass
@@ -179,6 +193,22 @@ class World:
 
 async def build_world(conn: asyncpg.Connection) -> World:
     a, b = await make_user(conn), await make_user(conn)
+    await make_user(conn, SPARE_EMAIL)  # no profile, password or session: for INSERTs
+    for user, name in ((a, "alice"), (b, "bob")):
+        await conn.execute(
+            "INSERT INTO profiles (id, username, display_name) VALUES ($1, $2, $2)", user, name
+        )
+        await conn.execute(
+            "INSERT INTO user_credentials (user_id, password_hash) VALUES ($1, $2)",
+            user,
+            "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
+        )
+        await conn.execute(
+            "INSERT INTO refresh_tokens (user_id, token_digest, expires_at)"
+            " VALUES ($1, sha256($2::bytea), now() + interval '1 day')",
+            user,
+            name.encode(),
+        )
     quizzes = {
         "QA": await make_quiz(conn, a),
         "QA-draft": await make_quiz(conn, a, published=False),
@@ -264,6 +294,9 @@ LABELS: dict[str, str | None] = {
     "device_sessions": "t.device_id",
     "game_events": f"{_GAME_LABEL} || '#' || t.sequence_number",
     "room_participants": _PLAYER_LABEL,
+    "profiles": "t.username",
+    "user_credentials": None,
+    "refresh_tokens": None,
 }
 
 # A no-op assignment each table accepts (games: a host column).
@@ -281,6 +314,9 @@ UPDATES: dict[str, str] = {
     "device_sessions": "last_seen = last_seen",
     "game_events": "payload = payload",
     "room_participants": "metadata = metadata",
+    "profiles": "display_name = display_name",
+    "user_credentials": "password_hash = password_hash",
+    "refresh_tokens": "revoked_at = revoked_at",
 }
 
 InsertSpec = Callable[[World, str], tuple[str, list[Any]]]
@@ -342,6 +378,20 @@ INSERTS: dict[str, InsertSpec] = {
         "INSERT INTO room_participants (game_id, socket_id, device_id, player_id)"
         " VALUES ($1, 'sock-g', 'dev-host-g', $2)",
         [w.games["GG"], w.players["HostG"]],
+    ),
+    "profiles": lambda w, p: (
+        f"INSERT INTO profiles (id, display_name) VALUES ({_SPARE}, 'Spare')",
+        [],
+    ),
+    "user_credentials": lambda w, p: (
+        "INSERT INTO user_credentials (user_id, password_hash)"
+        f" VALUES ({_SPARE}, '$argon2id$v=19$m=65536,t=3,p=4$eA$eA')",
+        [],
+    ),
+    "refresh_tokens": lambda w, p: (
+        "INSERT INTO refresh_tokens (user_id, token_digest, expires_at)"
+        f" VALUES ({_SPARE}, sha256('new'::bytea), now())",
+        [],
     ),
 }
 
