@@ -1155,7 +1155,7 @@ async def clone_quiz(pool: asyncpg.Pool, caller: Caller, quiz_id: UUID, new_id: 
             row["user_id"] == caller.user_id or (row["status"] == "published" and row["is_public"])
         ):
             raise TuizError(ErrorCode.NOT_FOUND, f"no quiz {quiz_id} you may copy")
-        content = await fetch_questions(conn, quiz_id)
+        content = await fetch_questions(conn, quiz_id, answer_key="columns")
         document = content_document(row, content)
         old, new = f"/uploads/quizzes/{quiz_id}/", f"/uploads/quizzes/{new_id}/"
         text = json.dumps(document, ensure_ascii=False).replace(old, new)
