@@ -791,3 +791,31 @@ def test_openapi_documents_every_client_route(client: Client) -> None:
         assert schema, f"{method.upper()} {path} has no response model"
     multipart = paths["/upload/quiz-thumbnail/{quiz_id}"]["post"]["requestBody"]["content"]
     assert "thumbnail" in multipart["multipart/form-data"]["schema"]["properties"]
+
+
+def test_sign_in_attempts_limited_per_address(
+    module_db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Whatever accounts it tries, one address gets TUIZ_LOGIN_MAX_PER_IP attempts per window."""
+    tmp: Path = tmp_path_factory.mktemp("client-host-ip")
+    with run_server(
+        module_db_url,
+        tmp,
+        TUIZ_JWT_SECRET=SECRET,
+        TUIZ_CORS_ORIGINS=ORIGIN,
+        TUIZ_LOGIN_MAX_PER_IP="3",
+        TUIZ_LOGIN_MAX_FAILURES="100",
+    ) as limited:
+        c = Client(limited)
+        try:
+            answers = [
+                c.json(
+                    "POST", "/auth/login", {"email": f"u{i}@example.com", "password": "Guess-123"}
+                )
+                for i in range(4)
+            ]
+            assert [a.status_code for a in answers] == [401, 401, 401, 429]
+            assert answers[3].json()["error"] == "RATE_LIMITED"
+            assert answers[3].headers["access-control-allow-origin"] == ORIGIN
+        finally:
+            c.http.close()
