@@ -160,7 +160,13 @@ async def start_tuiz(opts: Options, workdir: Path, database_url: str) -> Server:
         serve_options,  # the three fields start_tuiz reads
         workdir,
         database_url,
-        env_extra={"TUIZ_LOAD_SAMPLE": "false", **(gc_probe_env(workdir) if opts.gc_probe else {})},
+        env_extra={
+            "TUIZ_LOAD_SAMPLE": "false",
+            # every simulated phone joins from loopback: one address, no per-address limits
+            "TUIZ_PIN_LOOKUP_LIMIT_PER_MIN": "0",
+            "TUIZ_JOIN_LIMIT_PER_MIN": "0",
+            **(gc_probe_env(workdir) if opts.gc_probe else {}),
+        },
     )
 
 

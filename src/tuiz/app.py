@@ -147,7 +147,7 @@ async def start_realtime(ctx: AppContext) -> None:
         ctx.hub = GameHub(
             publisher=SocketPublisher(ctx.sio), settings=ctx.settings, events=events, games=games
         )
-        GameSockets(ctx.realtime, ctx.hub, games)
+        GameSockets(ctx.realtime, ctx.hub, games, ctx.limits)
         ctx.hub.start()
         hub = ctx.hub
         ctx.metrics.observe(

@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     rate_limit_disconnect_after: int = Field(
         default=100, ge=1, alias="TUIZ_RATE_LIMIT_DISCONNECT_AFTER"
     )
+    # Per client address (behind TUIZ_TRUSTED_PROXIES); a per-minute rate of 0 turns one off.
+    pin_lookup_limit_per_min: float = Field(
+        default=600, ge=0, alias="TUIZ_PIN_LOOKUP_LIMIT_PER_MIN"
+    )
+    pin_lookup_limit_burst: float = Field(default=600, ge=1, alias="TUIZ_PIN_LOOKUP_LIMIT_BURST")
+    pin_miss_limit_per_min: float = Field(default=30, ge=0, alias="TUIZ_PIN_MISS_LIMIT_PER_MIN")
+    pin_miss_limit_burst: float = Field(default=30, ge=1, alias="TUIZ_PIN_MISS_LIMIT_BURST")
+    join_limit_per_min: float = Field(default=600, ge=0, alias="TUIZ_JOIN_LIMIT_PER_MIN")
+    join_limit_burst: float = Field(default=600, ge=1, alias="TUIZ_JOIN_LIMIT_BURST")
+    create_limit_per_min: float = Field(default=10, ge=0, alias="TUIZ_CREATE_LIMIT_PER_MIN")
+    create_limit_burst: float = Field(default=30, ge=1, alias="TUIZ_CREATE_LIMIT_BURST")
     max_message_bytes: int = Field(default=16_384, gt=0, alias="TUIZ_MAX_MESSAGE_BYTES")
     max_http_buffer_bytes: int = Field(default=100_000, gt=0, alias="TUIZ_MAX_HTTP_BUFFER_BYTES")
     # The largest valid quiz (100 questions, every field at its maximum, Japanese text,

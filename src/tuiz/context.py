@@ -10,6 +10,7 @@ import asyncpg
 
 from tuiz.authlimit import AuthFailures
 from tuiz.config import Settings
+from tuiz.limits import AbuseLimits
 from tuiz.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -34,12 +35,14 @@ class AppContext:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     auth_failures: AuthFailures = field(init=False)
+    limits: AbuseLimits = field(init=False)
 
     def __post_init__(self) -> None:
         # One count per process, shared by REST and Socket.IO.
         self.auth_failures = AuthFailures(
             self.settings.auth_fail_limit, self.settings.auth_fail_window_ms / 1000
         )
+        self.limits = AbuseLimits(self.settings)
 
     def require_pool(self) -> asyncpg.Pool:
         if self.pool is None:

@@ -17,6 +17,7 @@ from tuiz.auth import (
 )
 from tuiz.context import AppContext
 from tuiz.errors import ErrorCode, TuizError
+from tuiz.limits import PinLookup
 from tuiz.netaddr import client_address
 from tuiz.realtime.protocol import check_device_id
 
@@ -80,6 +81,27 @@ def device_id(x_device_id: Annotated[str | None, Header()] = None) -> str | None
         raise TuizError(ErrorCode.VALIDATION_ERROR, f"x-device-id: {exc}") from None
 
 
+def address(request: Request, ctx: Annotated[AppContext, Depends(context)]) -> str | None:
+    return request_address(request, ctx)
+
+
+AddressDep = Annotated[str | None, Depends(address)]
+
+
+def pin_lookup(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> PinLookup:
+    """A PIN lookup within this address's limits (call `.missed()` when nothing matched)."""
+    return ctx.limits.pin_lookup(address)
+
+
+def limit_joins(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> None:
+    ctx.limits.join(address)
+
+
+def limit_game_creation(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> None:
+    ctx.limits.create_game(address)
+
+
 CallerDep = Annotated[Caller, Depends(caller)]
 ContextDep = Annotated[AppContext, Depends(context)]
 DeviceDep = Annotated[str | None, Depends(device_id)]
+PinLookupDep = Annotated[PinLookup, Depends(pin_lookup)]

@@ -11,10 +11,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuiz.api.deps import CallerDep, ContextDep
+from tuiz.api.deps import (
+    CallerDep,
+    ContextDep,
+    PinLookupDep,
+    limit_game_creation,
+    limit_joins,
+)
 from tuiz.auth import Caller
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.game.model import End, Kick, Lock, Next, Pause, Phase, Resume, Skip, Start
@@ -86,7 +92,7 @@ HostToken = Annotated[str | None, Header(alias="x-host-token", max_length=200)]
 ResumeToken = Annotated[str | None, Header(alias="x-resume-token", max_length=200)]
 
 
-@router.post("/games", status_code=201)
+@router.post("/games", status_code=201, dependencies=[Depends(limit_game_creation)])
 async def create_game(request: Request, ctx: ContextDep, who: CallerDep, body: CreateGame) -> Any:
     """Create a game from a quiz the caller may play; the answer carries the host token."""
     hub = _hub(request)
@@ -113,10 +119,13 @@ async def create_game(request: Request, ctx: ContextDep, who: CallerDep, body: C
 
 
 @router.get("/games/by-code/{code}")
-async def game_by_code(request: Request, code: str, who: CallerDep, token: HostToken = None) -> Any:
+async def game_by_code(
+    request: Request, code: str, who: CallerDep, lookup: PinLookupDep, token: HostToken = None
+) -> Any:
     hub = _hub(request)
     record = await hub.games.by_pin(code)
     if record is None:
+        lookup.missed()
         raise TuizError(ErrorCode.NOT_FOUND, f"no game with PIN {code}")
     runner = await hub.get(record.id)
     return views.game_view(runner, hub.audience(runner, who, token))
@@ -224,7 +233,7 @@ async def question_explanation(request: Request, game_id: str, question_id: str)
     }
 
 
-@router.post("/games/{game_id}/join", status_code=201)
+@router.post("/games/{game_id}/join", status_code=201, dependencies=[Depends(limit_joins)])
 async def join_game(request: Request, game_id: str, body: JoinBody) -> Any:
     hub = _hub(request)
     runner = await hub.get(game_id)

@@ -28,6 +28,7 @@ from tuiz.game.model import (
     Skip,
     Start,
 )
+from tuiz.limits import AbuseLimits
 from tuiz.live.commands import answer_command
 from tuiz.live.hub import GameHub
 from tuiz.live.publisher import Body
@@ -119,8 +120,11 @@ HOST_COMMANDS: dict[str, Callable[[str, dict[str, Any]], Command]] = {
 
 
 class GameSockets:
-    def __init__(self, realtime: Realtime, hub: GameHub, games: GameRepository) -> None:
+    def __init__(
+        self, realtime: Realtime, hub: GameHub, games: GameRepository, limits: AbuseLimits
+    ) -> None:
         self.realtime = realtime
+        self.limits = limits
         self.hub = hub
         self.games = games
         on = realtime.on
@@ -148,9 +152,12 @@ class GameSockets:
     async def _join(self, client: Client, data: Any) -> dict[str, Any]:
         payload = parse(JoinGame, data)
         assert client.device_id is not None
+        lookup = self.limits.pin_lookup(client.ip)
         record = await self.games.by_pin(payload.pin)
         if record is None:
+            lookup.missed()
             raise TuizError(ErrorCode.NOT_FOUND, f"no game with PIN {payload.pin}")
+        self.limits.join(client.ip)
         runner = await self.hub.get(record.id)
         player_id = await self.hub.join(runner, client.device_id, payload.nickname)
         await self._bind(client, runner, player_id)

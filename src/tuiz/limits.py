@@ -1,0 +1,154 @@
+"""Per-client-address abuse limits: PIN lookups, joins and game creation.
+
+Measured before these limits (issue 11): one client looked up 384-471 PINs a second and found
+25 live games in 20 s, and created 200-300 games a second (all 900,000 PINs gone in about an
+hour). A classroom, though, is hundreds of phones behind one NAT address joining within a
+minute. So the limits are per address, generous for lookups that find a game and joins, and
+tight only for lookups that find nothing (what a scanner mostly does; a mistyped PIN now and
+then is far below it). A refusal is `RATE_LIMITED` (HTTP 429).
+
+Everything is in memory and per process: with N processes behind a balancer an address gets
+up to N times the budget, which still cuts a scan by orders of magnitude. Memory is bounded:
+an address whose bucket has refilled carries no information and is dropped first, and past
+`max_keys` the least recently seen addresses go.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv6Address, ip_address, ip_network
+
+from tuiz.config import Settings
+from tuiz.errors import ErrorCode, TuizError
+from tuiz.realtime.ratelimit import TokenBucket
+
+MAX_KEYS = 50_000
+"""Addresses remembered per limit (a bucket is ~200 bytes: at most ~10 MB per limit)."""
+
+def limit_key(address: str | None) -> str:
+    """What one client is for the limits: its IPv4 address, or its IPv6 /64 (a single host
+    usually holds a whole /64, so counting addresses would let it rotate past any limit)."""
+    if not address:
+        return "?"
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class KeyedBuckets:
+    """One `TokenBucket` per key, `per_minute` on average and bursts up to `burst`.
+
+    `per_minute == 0` turns the limit off. Least recently used keys come first, so idle
+    buckets (full again: nothing to remember) are dropped from the front on each insert.
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        burst: float,
+        *,
+        max_keys: int = MAX_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = per_minute / 60
+        self.burst = burst
+        self.max_keys = max_keys
+        self.clock = clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _idle(self, bucket: TokenBucket, now: float) -> bool:
+        if bucket.updated is None:
+            return True
+        return now - bucket.updated >= max(self.burst, bucket.strikes) / self.rate
+
+    def _bucket(self, key: str, now: float) -> TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            self._buckets.move_to_end(key)
+            return bucket
+        while self._buckets:
+            oldest = next(iter(self._buckets.values()))
+            if len(self._buckets) < self.max_keys and not self._idle(oldest, now):
+                break
+            self._buckets.popitem(last=False)
+        bucket = self._buckets[key] = TokenBucket(self.rate, self.burst)
+        return bucket
+
+    def take(self, key: str) -> bool:
+        """Spend one token of `key`'s bucket; False when it is empty (refuse)."""
+        if not self.enabled:
+            return True
+        now = self.clock()
+        return self._bucket(key, now).take(now)
+
+    def has(self, key: str) -> bool:
+        """Whether `key` has a token left, without spending it."""
+        if not self.enabled:
+            return True
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return True
+        now = self.clock()
+        elapsed = 0.0 if bucket.updated is None else max(0.0, now - bucket.updated)
+        return min(self.burst, bucket.tokens + elapsed * self.rate) >= 1.0
+
+
+def _refused(what: str) -> TuizError:
+    return TuizError(ErrorCode.RATE_LIMITED, f"too many {what} from your address; slow down")
+
+
+@dataclass
+class PinLookup:
+    """One PIN lookup that was let through; call `missed()` when it found no game."""
+
+    limits: AbuseLimits
+    key: str
+
+    def missed(self) -> None:
+        self.limits.pin_misses.take(self.key)
+
+
+class AbuseLimits:
+    """The per-address limits of one process, from settings (`TUIZ_*_LIMIT_*`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        s = settings
+        self.settings = settings
+        self.pin_lookups = KeyedBuckets(s.pin_lookup_limit_per_min, s.pin_lookup_limit_burst)
+        self.pin_misses = KeyedBuckets(s.pin_miss_limit_per_min, s.pin_miss_limit_burst)
+        self.joins = KeyedBuckets(s.join_limit_per_min, s.join_limit_burst)
+        self.creations = KeyedBuckets(s.create_limit_per_min, s.create_limit_burst)
+
+    def pin_lookup(self, address: str | None) -> PinLookup:
+        """Let a PIN lookup through, or RATE_LIMITED. An address out of failed lookups is
+        refused before the lookup, so a refusal never tells whether the PIN exists."""
+        key = limit_key(address)
+        if not self.pin_misses.has(key):
+            raise _refused("lookups of unknown PINs")
+        if not self.pin_lookups.take(key):
+            raise _refused("PIN lookups")
+        return PinLookup(self, key)
+
+    def join(self, address: str | None) -> None:
+        if not self.joins.take(limit_key(address)):
+            raise _refused("joins")
+
+    def create_game(self, address: str | None) -> None:
+        if not self.creations.take(limit_key(address)):
+            raise _refused("new games")
