@@ -25,6 +25,7 @@ from tuiz.api import library as api_library
 from tuiz.api import ops
 from tuiz.api import quizzes as api_quizzes
 from tuiz.api import uploads as api_uploads
+from tuiz.api.targets import RefuseInvalidTargets
 from tuiz.body_limit import BodyLimit, PathLimit
 from tuiz.cluster.fanout import RedisFanout
 from tuiz.config import Settings
@@ -224,6 +225,7 @@ def create_app(settings: Settings | None = None) -> Any:
     api = FastAPI(title="tuiz", version=__version__, lifespan=lifespan)
     api.state.ctx = ctx
     api_errors.install(api)
+    api.add_middleware(RefuseInvalidTargets)  # NUL or non-UTF-8 in path or query: 422
     api.include_router(ops.router)
     api.include_router(api_connections.router)
     api.include_router(api_quizzes.router)

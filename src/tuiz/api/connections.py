@@ -25,6 +25,7 @@ router = APIRouter(tags=["websocket"])
 T = TypeVar("T")
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+SEQ_MAX = 2**31 - 1  # game_events.sequence_number is a PostgreSQL integer
 
 
 class Page(BaseModel, Generic[T]):
@@ -206,7 +207,7 @@ async def game_events(
     who: CallerDep,
     device: DeviceDep,
     game_id: UUID,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0,
     limit: Limit = 100,
 ) -> Page[GameEvent]:
     """A game's raw log in sequence order after `after_seq`: the service role's only.
