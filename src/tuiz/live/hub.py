@@ -20,6 +20,8 @@ from tuiz.errors import ErrorCode, TuizError, client_error
 from tuiz.game.engine import Game
 from tuiz.game.model import (
     EVENT_TYPES,
+    End,
+    GameStatus,
     Join,
     Quiz,
     event_from_dict,
@@ -31,8 +33,8 @@ from tuiz.game.model import (
 from tuiz.live.publisher import Publisher
 from tuiz.live.runner import GameRunner, Seats, now_ms
 from tuiz.live.views import Audience
-from tuiz.logs import get_logger
-from tuiz.store.events import EventLog, NewEvent
+from tuiz.logs import get_logger, log_failure
+from tuiz.store.events import EventLog, NewEvent, validate
 from tuiz.store.games import GameRepository
 
 log = get_logger(__name__)
@@ -101,6 +103,7 @@ class GameHub:
         self._reloading: dict[str, Seats] = {}
         self._reload_tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._expiry: asyncio.Task[None] | None = None
 
     @property
     def owner(self) -> str:
@@ -110,6 +113,7 @@ class GameHub:
         self.leases.start(
             held=lambda: [r.record.id for r in self.runners.values()], lost=self._lost
         )
+        self._expiry = asyncio.create_task(self._expire_forever(), name="tuiz-lobby-expiry")
 
     def _lost(self, game_id: uuid.UUID) -> None:
         runner = self.runners.get(str(game_id))
@@ -121,8 +125,10 @@ class GameHub:
         runner.stop()
         if self.runners.get(runner.game_id) is runner:
             del self.runners[runner.game_id]
-            if not runner.broken:  # a lost lease is someone else's now
-                runner.spawn(self.leases.release([runner.record.id]))
+            if runner.broken:  # a lost lease is someone else's now; a broken game reloads
+                self.leases.forget(runner.record.id)
+            else:
+                self.leases.release_soon(runner.record.id)
 
     def reload_broken(self, runner: GameRunner) -> None:
         """The log refused this runner's events: drop it and rebuild the game from the log as
@@ -182,6 +188,18 @@ class GameHub:
         """A new game. Its first log event holds the quiz and settings as they are now, so
         editing the quiz later never changes a game being played or replayed."""
         settings = settings_from_dict(raw_settings)
+        created = {
+            "type": CREATED,
+            "quiz": quiz_to_dict(quiz),
+            "settings": settings_to_dict(settings),
+            "host_id": str(uuid.UUID(int=0)),  # the same size as the real ids, set below
+            "host_device_id": host_device_id,
+            "pin": "000000",
+            "at": now_ms(),
+        }
+        # What the log would refuse (a quiz over its size limit: 413) is refused before a row
+        # exists: a refused game must not hold a PIN.
+        validate(NewEvent(uuid.UUID(int=0), event_type=CREATED, action="create", payload=created))
         record = await self.games.create(
             quiz_set_id=quiz_set_id,
             total_questions=len(quiz.questions),
@@ -191,19 +209,16 @@ class GameHub:
             host_name=host_name,
         )
         assert record.host_player_id is not None
-        await self.leases.claim(record.id)
-        created = {
-            "type": CREATED,
-            "quiz": quiz_to_dict(quiz),
-            "settings": settings_to_dict(settings),
-            "host_id": str(record.host_player_id),
-            "host_device_id": host_device_id,
-            "pin": record.pin,
-            "at": now_ms(),
-        }
-        stored = await self.events.append(
-            NewEvent(game_id=record.id, event_type=CREATED, action="create", payload=created)
-        )
+        try:
+            await self.leases.claim(record.id)
+            created.update(host_id=str(record.host_player_id), pin=record.pin, at=now_ms())
+            stored = await self.events.append(
+                NewEvent(game_id=record.id, event_type=CREATED, action="create", payload=created)
+            )
+        except Exception:
+            # A game exists only once its log starts with it: undo the row, free the PIN.
+            await self._discard(record.id)
+            raise
         game = _game_from_created(str(record.id), created)
         runner = GameRunner(self, record, game, stored.seq, new=True)
         self.runners[runner.game_id] = runner
@@ -241,6 +256,51 @@ class GameHub:
                 log.exception("resume_failed", game_id=str(game_id))
         return count
 
+    async def _discard(self, game_id: uuid.UUID) -> None:
+        try:
+            await self.games.discard(game_id)
+            await self.leases.release([game_id])
+        except Exception:
+            log.exception("game_discard_failed", game_id=str(game_id))
+
+    # -- lobbies that never start ----------------------------------------------------------
+
+    async def expire_lobbies(self) -> int:
+        """End every game still in its lobby `TUIZ_ROOM_TTL_MS` after it was created.
+
+        The end goes through the engine (an `end` in the log, `game:end` to the lobby), so the
+        game is finished everywhere and its PIN is free. Games another live process owns are
+        left to that process; a lobby whose log never started is discarded.
+        """
+        ended = 0
+        for game_id in await self.games.stale_lobbies(self.settings.room_ttl_ms, self.owner):
+            try:
+                runner = await self.get(game_id)
+            except TuizError as exc:
+                if exc.code is ErrorCode.NOT_FOUND:  # no creation event: never a real game
+                    await self._discard(game_id)
+                    ended += 1
+                continue  # UNAVAILABLE: run by another process, which expires it itself
+            if runner.game.status is not GameStatus.WAITING:
+                continue
+            try:
+                await runner.execute(End(actor=runner.game.host_id))
+            except TuizError as exc:
+                log.warning("lobby_expiry_refused", game_id=runner.game_id, error=exc.code.value)
+                continue
+            log.info("lobby_expired", game_id=runner.game_id, pin=runner.record.pin)
+            ended += 1
+        return ended
+
+    async def _expire_forever(self) -> None:
+        interval = min(60.0, max(0.25, self.settings.room_ttl_ms / 10_000))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.expire_lobbies()
+            except Exception as exc:  # the database away: tried again next round
+                log_failure(log, "lobby_expiry_failed", exc)
+
     async def close(self) -> None:
         """Stop every game's timers, write their projections one last time, let them go.
 
@@ -249,6 +309,10 @@ class GameHub:
         self._closing = True
         for task in list(self._reload_tasks.values()):
             task.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
         await self.leases.stop()
         for runner in list(self.runners.values()):
             runner.stop()

@@ -133,6 +133,37 @@ class GameRepository:
         )
         return [r["id"] for r in rows]
 
+    async def stale_lobbies(self, ttl_ms: int, owner: str, limit: int = 500) -> list[uuid.UUID]:
+        """Games still waiting `ttl_ms` after creation that `owner` may end: unowned, its own,
+        lapsed, or held by a process on the same host (which may have died)."""
+        rows = await self._pool.fetch(
+            """
+            SELECT g.id FROM public.games g
+              LEFT JOIN public.game_owners o ON o.game_id = g.id
+             WHERE g.status = 'waiting'
+               AND g.created_at < now() - make_interval(secs => $1 / 1000.0)
+               AND (o.owner IS NULL OR o.owner = $2 OR o.expires_at < now()
+                    OR split_part(o.owner, ':', 1) = split_part($2, ':', 1))
+             ORDER BY g.created_at LIMIT $3
+            """,
+            ttl_ms,
+            owner,
+            limit,
+        )
+        return [r["id"] for r in rows]
+
+    async def discard(self, game_id: uuid.UUID) -> None:
+        """Undo a game whose log never started: deleted, or (when some of its log was written
+        after all, and the log is append-only) finished; either way its PIN is free."""
+        try:
+            await self._pool.execute("DELETE FROM public.games WHERE id = $1", game_id)
+        except asyncpg.PostgresError:
+            await self._pool.execute(
+                "UPDATE public.games SET status = 'finished', ended_at = now()"
+                " WHERE id = $1 AND status <> 'finished'",
+                game_id,
+            )
+
     async def add_player(
         self, game_id: uuid.UUID, player_id: uuid.UUID, device_id: str, name: str
     ) -> None:
