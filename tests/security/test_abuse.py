@@ -275,8 +275,12 @@ async def test_lobbies_expire_and_free_their_pin(db_url: str, tmp_path: Path) ->
                     assert ended is not None
                 finally:
                     await player.close()
-                gone = await http.get(f"/games/by-code/{lobby['game_code']}")
-                assert gone.status_code == 404
+
+                async def pin_free() -> bool:  # the games row follows the log a moment later
+                    found = await http.get(f"/games/by-code/{lobby['game_code']}")
+                    return found.status_code == 404
+
+                assert await eventually(pin_free)
 
                 async def orphan_gone() -> bool:
                     return not await conn.fetchval(
