@@ -56,7 +56,7 @@ def test_served_schema_is_the_one_tested(server: ServerProcess) -> None:
 
 
 RUN = settings(
-    max_examples=10,
+    max_examples=5,
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),
