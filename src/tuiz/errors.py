@@ -91,11 +91,14 @@ def is_database_outage(exc: BaseException) -> bool:
 
 def client_error(exc: BaseException) -> TuizError | None:
     """What a client may be told about `exc`: itself when it is a TuizError, UNAVAILABLE when
-    the database is away, None for anything else (a bug: log it, answer INTERNAL_ERROR).
+    the database is away, 401/409 for a row it named that does not exist (`missing_row`),
+    None for anything else (a bug: log it, answer INTERNAL_ERROR).
 
     The one mapping shared by HTTP (`api.errors`) and Socket.IO (`Realtime.on`)."""
     if isinstance(exc, TuizError):
         return exc
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return missing_row(exc.constraint_name)
     if is_database_outage(exc):
         error = TuizError(
             ErrorCode.UNAVAILABLE, "the database is unavailable just now; try again shortly"
@@ -103,3 +106,12 @@ def client_error(exc: BaseException) -> TuizError | None:
         error.__cause__ = exc
         return error
     return None
+
+
+def missing_row(constraint: str | None) -> TuizError:
+    """A foreign-key violation as the client's error: a valid token whose user is not in
+    auth.users (deleted, or another project's) may own nothing (401); any other dangling
+    reference is a conflict. Never a 500."""
+    if "user_id" in (constraint or ""):
+        return TuizError(ErrorCode.UNAUTHORIZED, "the account of this access token does not exist")
+    return TuizError(ErrorCode.CONFLICT, "this refers to something that no longer exists")

@@ -230,14 +230,19 @@ async def test_inputs_that_were_server_errors_are_refused(
     assert answer.json()["error"] == "VALIDATION_ERROR"
 
 
-async def test_a_token_of_an_unknown_user_cannot_create_a_game(
-    http: httpx.AsyncClient, quiz: uuid.UUID, module_db_url: str
-) -> None:
-    ghost = jwt.encode(
+def _ghost_token() -> str:
+    """A valid access token whose user is in no auth.users row."""
+    return jwt.encode(
         {"sub": str(uuid.uuid4()), "role": "authenticated", "exp": int(time.time()) + 600},
         SECRET,
         algorithm="HS256",
     )
+
+
+async def test_a_token_of_an_unknown_user_cannot_create_a_game(
+    server: ServerProcess, http: httpx.AsyncClient, quiz: uuid.UUID, module_db_url: str
+) -> None:
+    ghost = _ghost_token()
     answer = await http.post(
         "/games",
         json={"quiz_set_id": str(quiz), "device_id": "ghost-host"},
@@ -246,6 +251,14 @@ async def test_a_token_of_an_unknown_user_cannot_create_a_game(
     assert answer.status_code == 401, answer.text
     assert answer.json()["error"] == "UNAUTHORIZED"
     assert await _games_hosted_by(module_db_url, "ghost-host") == 0
+
+    socket = await Recorder(server.url).connect(auth={"token": _ghost_token()})
+    try:
+        await socket.emit("ws:connect", {"deviceId": "ghost-device"})
+        error = await socket.expect("ws:error")
+        assert error["error"] == "UNAUTHORIZED", error
+    finally:
+        await socket.close()
 
 
 async def test_lobbies_expire_and_free_their_pin(db_url: str, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def install(app: FastAPI) -> None:
         if err is None:
             log.error("request_failed", path=request.url.path, error=repr(exc), exc_info=exc)
             err = TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
-        else:
+        elif err.code is ErrorCode.UNAVAILABLE:  # not a foreign key the client named
             log_outage(log, "database_unavailable", exc, path=request.url.path)
         return JSONResponse(err.to_payload(), status_code=err.http_status)
 

@@ -183,7 +183,7 @@ class Realtime:
         if error is None:
             log.error("handler_failed", exc_info=exc, **context)
             return TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
-        if error is not exc:
+        if error is not exc and error.code is ErrorCode.UNAVAILABLE:
             log_outage(log, "database_unavailable", exc, **context)
         return error
 
