@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address, ip_network
+from typing import TypeVar
 
 from tuiz.config import Settings
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.realtime.ratelimit import TokenBucket
+
+T = TypeVar("T")
 
 MAX_KEYS = 50_000
 """Addresses remembered per limit (a bucket is ~200 bytes: at most ~10 MB per limit)."""
@@ -97,16 +100,11 @@ class KeyedBuckets:
         now = self.clock()
         return self._bucket(key, now).take(now)
 
-    def has(self, key: str) -> bool:
-        """Whether `key` has a token left, without spending it."""
-        if not self.enabled:
-            return True
+    def refund(self, key: str) -> None:
+        """Give back a token taken for something that turned out not to count."""
         bucket = self._buckets.get(key)
-        if bucket is None:
-            return True
-        now = self.clock()
-        elapsed = 0.0 if bucket.updated is None else max(0.0, now - bucket.updated)
-        return min(self.burst, bucket.tokens + elapsed * self.rate) >= 1.0
+        if bucket is not None:
+            bucket.tokens = min(self.burst, bucket.tokens + 1.0)
 
 
 def _refused(what: str) -> TuizError:
@@ -115,13 +113,21 @@ def _refused(what: str) -> TuizError:
 
 @dataclass
 class PinLookup:
-    """One PIN lookup that was let through; call `missed()` when it found no game."""
+    """One PIN lookup let through, holding a failed-lookup token until it finds a game.
+
+    Taking the token before the lookup (and giving it back on a hit) bounds a scanner's
+    misses even with many lookups in flight at once: checking first and counting after let
+    every concurrent request through whenever one token was left.
+    """
 
     limits: AbuseLimits
     key: str
 
-    def missed(self) -> None:
-        self.limits.pin_misses.take(self.key)
+    async def __call__(self, find: Callable[[str], Awaitable[T | None]], pin: str) -> T | None:
+        found = await find(pin)
+        if found is not None:
+            self.limits.pin_misses.refund(self.key)
+        return found
 
 
 class AbuseLimits:
@@ -137,12 +143,13 @@ class AbuseLimits:
 
     def pin_lookup(self, address: str | None) -> PinLookup:
         """Let a PIN lookup through, or RATE_LIMITED. An address out of failed lookups is
-        refused before the lookup, so a refusal never tells whether the PIN exists."""
+        refused before the lookup, so a refusal never tells whether the PIN exists; run the
+        lookup through the returned `PinLookup`."""
         key = limit_key(address)
-        if not self.pin_misses.has(key):
-            raise _refused("lookups of unknown PINs")
         if not self.pin_lookups.take(key):
             raise _refused("PIN lookups")
+        if not self.pin_misses.take(key):
+            raise _refused("lookups of unknown PINs")
         return PinLookup(self, key)
 
     def join(self, address: str | None) -> None:

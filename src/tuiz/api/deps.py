@@ -89,7 +89,7 @@ AddressDep = Annotated[str | None, Depends(address)]
 
 
 def pin_lookup(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> PinLookup:
-    """A PIN lookup within this address's limits (call `.missed()` when nothing matched)."""
+    """A PIN lookup within this address's limits: `await lookup(find, pin)`."""
     return ctx.limits.pin_lookup(address)
 
 
