@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, seed, settings
 
 from tests.servers import ServerProcess, run_server
@@ -43,8 +44,10 @@ def server(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def _openapi() -> dict[str, Any]:
     """The document `/openapi.json` serves, built without starting anything (collection time)."""
-    app = create_app(Settings(TUIZ_STORE="memory"))
-    document: dict[str, Any] = app.other_asgi_app.openapi()
+    app: Any = create_app(Settings(TUIZ_STORE="memory"))
+    while not isinstance(app, FastAPI):  # under the ASGI wrappers: body limit, Socket.IO
+        app = getattr(app, "other_asgi_app", None) or app.app
+    document: dict[str, Any] = app.openapi()
     return document
 
 
