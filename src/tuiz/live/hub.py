@@ -104,6 +104,7 @@ class GameHub:
         self._reload_tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
         self._expiry: asyncio.Task[None] | None = None
+        self._creating: set[uuid.UUID] = set()  # rows whose log is being started
 
     @property
     def owner(self) -> str:
@@ -209,6 +210,7 @@ class GameHub:
             host_name=host_name,
         )
         assert record.host_player_id is not None
+        self._creating.add(record.id)
         try:
             await self.leases.claim(record.id)
             created.update(host_id=str(record.host_player_id), pin=record.pin, at=now_ms())
@@ -219,6 +221,8 @@ class GameHub:
             # A game exists only once its log starts with it: undo the row, free the PIN.
             await self._discard(record.id)
             raise
+        finally:
+            self._creating.discard(record.id)
         game = _game_from_created(str(record.id), created)
         runner = GameRunner(self, record, game, stored.seq, new=True)
         self.runners[runner.game_id] = runner
@@ -274,6 +278,8 @@ class GameHub:
         """
         ended = 0
         for game_id in await self.games.stale_lobbies(self.settings.room_ttl_ms, self.owner):
+            if game_id in self._creating:  # its log is being started right now
+                continue
             try:
                 runner = await self.get(game_id)
             except TuizError as exc:
