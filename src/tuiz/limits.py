@@ -78,7 +78,8 @@ class KeyedBuckets:
     def _idle(self, bucket: TokenBucket, now: float) -> bool:
         if bucket.updated is None:
             return True
-        return now - bucket.updated >= max(self.burst, bucket.strikes) / self.rate
+        owed = max(self.burst - bucket.tokens, bucket.strikes)  # tokens go below 0 as a debt
+        return now - bucket.updated >= owed / self.rate
 
     def _bucket(self, key: str, now: float) -> TokenBucket:
         bucket = self._buckets.get(key)
@@ -100,11 +101,25 @@ class KeyedBuckets:
         now = self.clock()
         return self._bucket(key, now).take(now)
 
-    def refund(self, key: str) -> None:
-        """Give back a token taken for something that turned out not to count."""
+    def has(self, key: str) -> bool:
+        """Whether `key` has a token left, without spending it."""
+        if not self.enabled:
+            return True
         bucket = self._buckets.get(key)
-        if bucket is not None:
-            bucket.tokens = min(self.burst, bucket.tokens + 1.0)
+        if bucket is None or bucket.updated is None:
+            return True
+        elapsed = max(0.0, self.clock() - bucket.updated)
+        return min(self.burst, bucket.tokens + elapsed * self.rate) >= 1.0
+
+    def charge(self, key: str) -> None:
+        """Count one event after the fact, even past an empty bucket: what was let through
+        concurrently becomes a debt that refilling pays back before anything passes again."""
+        if not self.enabled:
+            return
+        now = self.clock()
+        bucket = self._bucket(key, now)
+        if not bucket.take(now):
+            bucket.tokens -= 1.0
 
 
 def _refused(what: str) -> TuizError:
@@ -113,11 +128,12 @@ def _refused(what: str) -> TuizError:
 
 @dataclass
 class PinLookup:
-    """One PIN lookup let through, holding a failed-lookup token until it finds a game.
+    """One PIN lookup let through; a lookup that finds no game is charged to the address.
 
-    Taking the token before the lookup (and giving it back on a hit) bounds a scanner's
-    misses even with many lookups in flight at once: checking first and counting after let
-    every concurrent request through whenever one token was left.
+    Charged after the lookup, not reserved before it: a class of 50 phones joining in the
+    same instant must not be refused because 50 lookups were in flight at once. Misses that
+    a scanner gets through concurrently become a debt (the bucket goes below zero), so over
+    time it still gets no more than the refill rate.
     """
 
     limits: AbuseLimits
@@ -125,8 +141,8 @@ class PinLookup:
 
     async def __call__(self, find: Callable[[str], Awaitable[T | None]], pin: str) -> T | None:
         found = await find(pin)
-        if found is not None:
-            self.limits.pin_misses.refund(self.key)
+        if found is None:
+            self.limits.pin_misses.charge(self.key)
         return found
 
 
@@ -146,10 +162,10 @@ class AbuseLimits:
         refused before the lookup, so a refusal never tells whether the PIN exists; run the
         lookup through the returned `PinLookup`."""
         key = limit_key(address)
+        if not self.pin_misses.has(key):
+            raise _refused("lookups of unknown PINs")
         if not self.pin_lookups.take(key):
             raise _refused("PIN lookups")
-        if not self.pin_misses.take(key):
-            raise _refused("lookups of unknown PINs")
         return PinLookup(self, key)
 
     def join(self, address: str | None) -> None:
