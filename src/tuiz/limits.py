@@ -31,6 +31,7 @@ T = TypeVar("T")
 MAX_KEYS = 50_000
 """Addresses remembered per limit (a bucket is ~200 bytes: at most ~10 MB per limit)."""
 
+
 def limit_key(address: str | None) -> str:
     """What one client is for the limits: its IPv4 address, or its IPv6 /64 (a single host
     usually holds a whole /64, so counting addresses would let it rotate past any limit)."""

@@ -26,7 +26,8 @@ from tests.gamehelpers import QUIZ, make_test_quiz
 from tests.servers import ServerProcess, run_server
 from tests.sioclient import Recorder, eventually
 from tuiz.config import Settings
-from tuiz.limits import KeyedBuckets, client_address, limit_key
+from tuiz.limits import KeyedBuckets, limit_key
+from tuiz.netaddr import client_address
 
 SECRET = "abuse-jwt-secret-of-at-least-32-bytes"
 DEFAULTS = Settings()
