@@ -42,6 +42,8 @@ ZERO_UNTIL_REVEAL = {"score", "correctCount", "correct_count", "streak"}
 
 
 def _tells(path: str, key: str, item: Any) -> bool:
+    if key == "is_correct":  # the TUIZ client's answers[] carry it as null until the reveal
+        return item is not None
     if key in ANSWER_KEY_FIELDS:
         return True
     if key in ZERO_UNTIL_REVEAL:

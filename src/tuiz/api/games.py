@@ -23,11 +23,23 @@ from tuiz.api.deps import (
 )
 from tuiz.auth import Caller
 from tuiz.errors import ErrorCode, TuizError
-from tuiz.game.model import End, Kick, Lock, Next, Pause, Phase, Resume, Skip, Start
+from tuiz.game.model import (
+    End,
+    HostStep,
+    Kick,
+    Lock,
+    Next,
+    Pause,
+    Phase,
+    PlayerState,
+    Resume,
+    Skip,
+    Start,
+)
 from tuiz.live import views
 from tuiz.live.commands import answer_command
 from tuiz.live.hub import GameHub, replay
-from tuiz.live.runner import GameRunner
+from tuiz.live.runner import GameRunner, now_ms
 from tuiz.live.views import Audience
 from tuiz.realtime.protocol import check_device_id
 from tuiz.store.quizzes import inline_quiz, load_quiz, parse_content
@@ -54,6 +66,11 @@ class JoinBody(Body):
     device_id: str = Field(min_length=1, max_length=255)
 
 
+class QuestionStart(Body):
+    question_id: str | None = Field(default=None, alias="questionId", max_length=64)
+    question_index: int | None = Field(default=None, alias="questionIndex", ge=0, le=10_000)
+
+
 class StatusBody(Body):
     action: Literal["pause", "resume", "end"]
 
@@ -64,10 +81,24 @@ class LockBody(Body):
 
 class AnswerBody(Body):
     question_id: str = Field(min_length=1, max_length=64)
+    question_number: int | None = Field(default=None, ge=0, le=10_000)
     answer_id: str | None = Field(default=None, max_length=64)
     answer_ids: list[str] | None = Field(default=None, max_length=20)
     text: str | None = Field(default=None, max_length=200)
     client_answer_id: str | None = Field(default=None, max_length=64)
+
+
+TUIZ_CLIENT_KEYS = ("show_question_only", "show_correct_answer")
+"""Settings only the TUIZ web client sends (its quiz's `play_settings`); tuiz's own pages send
+`auto_advance` instead."""
+
+
+def client_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """`tuiz_client` when the caller does not say: on for the TUIZ client's request shape."""
+    if "tuiz_client" in raw:
+        return raw
+    tuiz = "auto_advance" not in raw and any(k in raw for k in TUIZ_CLIENT_KEYS)
+    return {**raw, "tuiz_client": tuiz}
 
 
 def _hub(request: Request) -> GameHub:
@@ -106,16 +137,12 @@ async def create_game(request: Request, ctx: ContextDep, who: CallerDep, body: C
     runner = await hub.create(
         quiz=quiz,
         quiz_set_id=body.quiz_set_id,
-        raw_settings=body.game_settings,
+        raw_settings=client_settings(body.game_settings),
         user_id=who.user_id,
         host_device_id=device,
         host_name=" ".join(body.player_name.split()),
     )
-    return {
-        **views.game_view(runner, Audience.HOST),
-        "host_player_id": runner.game.host_id,
-        "host_token": hub.host_token(runner),
-    }
+    return views.created_game(runner, hub.host_token(runner), " ".join(body.player_name.split()))
 
 
 @router.get("/games/by-code/{code}")
@@ -142,7 +169,7 @@ async def game_state(request: Request, game_id: str) -> Any:
     runner = await _runner(request, game_id)
     snapshot = runner.snapshot(None)
     snapshot.pop("answerCounts", None)  # the host's live tally
-    return snapshot
+    return views.game_state(runner, snapshot)
 
 
 async def _host_do(
@@ -177,20 +204,61 @@ async def lock_game(
     return await _host_do(request, game_id, who, token, lambda h: Lock(actor=h, locked=body.locked))
 
 
+async def _step(
+    request: Request, game_id: str, who: Caller, token: str | None, step: str, body: Any
+) -> Any:
+    """One host step. Games the TUIZ client runs follow their host (`HostStep`: named and
+    idempotent); tuiz's own auto-advance games keep the one-phase-forward meaning."""
+    hub = _hub(request)
+    runner = await hub.get(game_id)
+    hub.require_host(runner, who, token)
+    host = runner.game.host_id
+    if runner.game.settings.tuiz_client:
+        if step == "start" and runner.game.phase is Phase.WAITING:
+            await runner.execute(Start(actor=host))
+        target = {
+            "start": Phase.ANSWERING,
+            "reveal": Phase.ANSWER_REVEAL,
+            "next": Phase.COUNTDOWN,
+            "explanation": Phase.EXPLANATION,
+        }.get(step)
+        if target is not None:
+            index = body.question_index if isinstance(body, QuestionStart) else None
+            if index is None and isinstance(body, QuestionStart) and body.question_id:
+                ids = [q.id for q in runner.game.quiz.questions]
+                index = ids.index(body.question_id) if body.question_id in ids else None
+            await runner.execute(HostStep(actor=host, to=target, question_index=index))
+        return views.step_result(runner, step)
+    make: Any = {"start": Next, "next": Next, "reveal": Skip}.get(step, Next)
+    if step == "start" and runner.game.phase is Phase.WAITING:
+        make = Start
+    if step != "hide":
+        await runner.execute(make(actor=host))
+    return {**views.game_view(runner, Audience.HOST), **views.step_result(runner, step)}
+
+
+@router.post("/games/{game_id}/questions/start")
+async def question_start(
+    request: Request,
+    game_id: str,
+    who: CallerDep,
+    token: HostToken = None,
+    body: QuestionStart | None = None,
+) -> Any:
+    """Open the named question (TUIZ client games) or advance one phase."""
+    return await _step(request, game_id, who, token, "start", body or QuestionStart())
+
+
 @router.post("/games/{game_id}/questions/{step}")
 async def question_step(
     request: Request,
     game_id: str,
-    step: Literal["start", "reveal", "next"],
+    step: Literal["reveal", "next"],
     who: CallerDep,
     token: HostToken = None,
 ) -> Any:
-    """`start` and `next` advance; `reveal` closes answering now."""
-    make = {"start": Next, "next": Next, "reveal": Skip}[step]
-    runner = await _runner(request, game_id)
-    if step == "start" and runner.game.phase is Phase.WAITING:
-        make = Start
-    return await _host_do(request, game_id, who, token, lambda h: make(actor=h))
+    """`reveal` closes answering now; `next` goes to the next question (or the podium)."""
+    return await _step(request, game_id, who, token, step, None)
 
 
 @router.post("/games/{game_id}/questions/explanation/{action}")
@@ -201,13 +269,15 @@ async def explanation_step(
     who: CallerDep,
     token: HostToken = None,
 ) -> Any:
-    """The explanation is a phase of its own: both advance the game by one phase."""
-    return await _host_do(request, game_id, who, token, lambda h: Next(actor=h))
+    """`show` enters the explanation phase; `hide` changes nothing in TUIZ client games (the
+    host's next step does), and advances one phase in tuiz's own games."""
+    step = "explanation" if action == "show" else "hide"
+    return await _step(request, game_id, who, token, step, None)
 
 
 @router.get("/games/{game_id}/questions/current")
 async def current_question(request: Request, game_id: str) -> Any:
-    body = views.current_question(await _runner(request, game_id))
+    body = views.tuiz_current_question(await _runner(request, game_id), now_ms())
     if body is None:
         raise TuizError(ErrorCode.NOT_FOUND, "no question is running")
     return body
@@ -239,19 +309,43 @@ async def join_game(request: Request, game_id: str, body: JoinBody) -> Any:
     device = _device(body.device_id)
     player_id = await hub.join(runner, device, body.player_name)
     player = runner.game.players[player_id]
-    return {
-        "id": player_id,
-        "game_id": runner.game_id,
-        "player_name": player.name,
-        "device_id": device,
-        "is_host": False,
-        "resume_token": hub.seat_token(runner, player_id, device),
-    }
+    return views.joined(runner, player, hub.seat_token(runner, player_id, device))
 
 
 @router.get("/games/{game_id}/players")
-async def list_players(request: Request, game_id: str) -> Any:
-    return {"players": views.players(await _runner(request, game_id))}
+async def list_players(
+    request: Request,
+    game_id: str,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    return views.player_list(await _runner(request, game_id), limit, offset)
+
+
+def _player(runner: GameRunner, player_id: str) -> PlayerState:
+    player = runner.game.players.get(player_id)
+    if player is None:
+        raise TuizError(ErrorCode.NOT_FOUND, f"no player {player_id} in this game")
+    return player
+
+
+@router.post("/games/{game_id}/players/{player_id}/data", status_code=201)
+async def player_data_init(request: Request, game_id: str, player_id: str) -> Any:
+    """The client creates its score row after joining; tuiz made it at the join: 409."""
+    _player(await _runner(request, game_id), player_id)
+    raise TuizError(ErrorCode.CONFLICT, "Player data already exists")
+
+
+@router.get("/games/{game_id}/players/{player_id}/data")
+async def player_data(request: Request, game_id: str, player_id: str) -> Any:
+    runner = await _runner(request, game_id)
+    return views.player_data(runner, _player(runner, player_id))
+
+
+@router.get("/games/{game_id}/players/{player_id}/stats")
+async def player_stats(request: Request, game_id: str, player_id: str) -> Any:
+    runner = await _runner(request, game_id)
+    return views.player_stats(runner, _player(runner, player_id))
 
 
 @router.delete("/games/{game_id}/players/{player_id}")
@@ -276,9 +370,19 @@ async def submit_answer(
     body: AnswerBody,
     token: ResumeToken = None,
 ) -> Any:
-    """Durable before it answers; 409 when this player already answered differently."""
+    """Durable before it answers; 409 when this player already answered differently.
+
+    In TUIZ client games a call without the seat's resume token records nothing: it names
+    only a player id anyone can read. The answer counts from the seat's bound socket
+    (`game:answer:submit`, which the client sends right after); this answers in the shape the
+    client reads, with revealed results only (docs/tuiz-client-protocol.md)."""
     hub = _hub(request)
     runner = await hub.get(game_id)
+    if token is None and runner.game.settings.tuiz_client:
+        player = _player(runner, player_id)
+        if body.question_id in player.answers and not body.client_answer_id:
+            raise TuizError(ErrorCode.CONFLICT, "Answer already submitted for this question")
+        return views.player_data(runner, player)
     hub.check_seat(runner, player_id, token)
     command = answer_command(
         player_id,
@@ -306,6 +410,9 @@ async def player_answers(
     player = runner.game.players.get(player_id)
     if player is None:
         raise TuizError(ErrorCode.NOT_FOUND, f"no player {player_id} in this game")
+    if runner.game.settings.tuiz_client:  # the client's bare array; revealed results only
+        host = hub.is_host(runner, who, host_token)
+        return views.tuiz_answers(runner, player, Audience.HOST if host else Audience.PUBLIC)
     if hub.is_host(runner, who, host_token):
         return views.player_answers(runner, player, Audience.HOST)
     hub.check_seat(runner, player_id, token)
@@ -316,7 +423,7 @@ async def player_answers(
 async def leaderboard(
     request: Request, game_id: str, limit: Annotated[int, Query(ge=1, le=5000)] = 10
 ) -> Any:
-    return views.leaderboard(await _runner(request, game_id), limit)
+    return views.leaderboard_entries(await _runner(request, game_id), limit)
 
 
 @router.get("/games/{game_id}/report")

@@ -38,6 +38,7 @@ from tuiz.game.model import (
     GameSettings,
     GameStarted,
     GameStatus,
+    HostStep,
     Join,
     Kick,
     Lock,
@@ -74,6 +75,16 @@ QUESTION_PHASES = (
     Phase.LEADERBOARD,
 )
 FINISHED_PHASES = (Phase.PODIUM, Phase.ENDED)
+AFTER_REVEAL = (Phase.ANSWER_REVEAL, Phase.LEADERBOARD, Phase.EXPLANATION)
+STEP_RANK = {
+    # Host-driven games, in the TUIZ client's order within one question.
+    Phase.COUNTDOWN: 0,
+    Phase.QUESTION: 1,
+    Phase.ANSWERING: 1,
+    Phase.ANSWER_REVEAL: 2,
+    Phase.LEADERBOARD: 3,
+    Phase.EXPLANATION: 4,
+}
 
 
 def clean_name(name: str) -> str:
@@ -158,6 +169,8 @@ class Game:
         self._eligible: set[str] = set()
         self._waiting: set[str] = set()
         self._counts: dict[str, int] = {}
+        # The current question's window: (shown at, answering deadline), once it is shown.
+        self.answering_window: tuple[int, int | None] | None = None
 
     @classmethod
     def create(
@@ -469,6 +482,8 @@ class Game:
             return events + self._decide_kick(command, now)
         if isinstance(command, End):
             return events + self._decide_end(clock, now)
+        if isinstance(command, HostStep):
+            return events + self._decide_step(command, clock, now)
         raise refuse(ErrorCode.UNKNOWN_EVENT, f"unknown command {type(command).__name__}")
 
     def _catch_up(self, now: int) -> list[Event]:
@@ -505,6 +520,8 @@ class Game:
             return [self._phase(Phase.LEADERBOARD, index, at, wait)]
         if clock.phase is Phase.LEADERBOARD:
             return [self._enter_question(index + 1, at)]
+        if clock.phase is Phase.COUNTDOWN:
+            return [self._phase(Phase.ANSWERING, index, at, question.answering_time)]
         raise AssertionError(f"no phase follows {clock.phase}")  # pragma: no cover
 
     def _enter_question(self, index: int, at: int) -> PhaseChanged:
@@ -519,8 +536,11 @@ class Game:
         return PhaseChanged(phase, index, question_id, at, ends_at)
 
     def _auto(self, seconds: int) -> int | None:
-        """A phase's length, or None (wait for the host's Next) without auto-advance."""
-        return seconds if self.settings.auto_advance else None
+        """A phase's length, or None (wait for the host) without auto-advance; the TUIZ
+        client's host drives every step itself."""
+        if self.settings.tuiz_client or not self.settings.auto_advance:
+            return None
+        return seconds
 
     def _has_explanation(self, question: Question) -> bool:
         return question.explanation is not None and self.settings.show_explanation
@@ -532,7 +552,58 @@ class Game:
             raise refuse(ErrorCode.WRONG_PHASE, "the game has already started")
         if not self.quiz.questions:
             raise refuse(ErrorCode.VALIDATION_ERROR, "the quiz has no questions")
+        if self.settings.tuiz_client:  # the host opens question 1 after its countdown
+            return [GameStarted(at=now), PhaseChanged(Phase.COUNTDOWN, 0, None, now, None)]
         return [GameStarted(at=now), self._enter_question(0, now)]
+
+    def _decide_step(self, command: HostStep, clock: Clock, now: int) -> list[Event]:
+        """A host-driven step; one the game is at or past already changes nothing."""
+        if clock.phase is Phase.WAITING:
+            raise refuse(ErrorCode.WRONG_PHASE, "the game has not started")
+        if clock.phase in FINISHED_PHASES:
+            return []
+        if clock.paused:
+            raise refuse(ErrorCode.WRONG_PHASE, "the game is paused; resume it")
+        count = len(self.quiz.questions)
+        opened = (
+            clock.question_index - 1 if clock.phase is Phase.COUNTDOWN else clock.question_index
+        )
+        to, index = command.to, command.question_index
+        if to is Phase.QUESTION:
+            to = Phase.ANSWERING  # the client's "question" is our answering: answers are open
+        if index is None:
+            index = opened + 1 if to in (Phase.COUNTDOWN, Phase.PODIUM) else opened
+        if to is Phase.COUNTDOWN and index >= count:
+            to = Phase.PODIUM
+        if to is Phase.PODIUM:
+            if opened < count - 1 or clock.phase in (Phase.QUESTION, Phase.ANSWERING):
+                raise refuse(ErrorCode.WRONG_PHASE, "the last question is not over yet")
+            return [PhaseChanged(Phase.PODIUM, opened, None, now, None), GameEnded(now, True)]
+        if to not in STEP_RANK or not 0 <= index < count:
+            raise refuse(ErrorCode.VALIDATION_ERROR, f"no step {to.value} for question {index}")
+        here = (clock.question_index, STEP_RANK[clock.phase])
+        if (index, STEP_RANK[to]) <= here:
+            return []  # already there or past it: a repeated or late call
+        if to is Phase.COUNTDOWN:
+            if index != opened + 1 or clock.phase not in AFTER_REVEAL:
+                raise refuse(ErrorCode.WRONG_PHASE, "finish the current question first")
+            return [PhaseChanged(Phase.COUNTDOWN, index, None, now, None)]
+        if index != clock.question_index:
+            raise refuse(ErrorCode.WRONG_PHASE, f"question {index} is not the current one")
+        question = self.quiz.questions[index]
+        if to is Phase.ANSWERING:
+            if clock.phase is not Phase.COUNTDOWN:
+                raise refuse(ErrorCode.WRONG_PHASE, "the question is already open")
+            # The client shows the question for show_question_time, then takes answers for
+            # answering_time; the server's timers keep both (answers close at the deadline).
+            if question.show_question_time <= 0:
+                return [self._phase(Phase.ANSWERING, index, now, question.answering_time)]
+            return [self._phase(Phase.QUESTION, index, now, question.show_question_time)]
+        if clock.phase in (Phase.COUNTDOWN, Phase.QUESTION) and to is not Phase.ANSWER_REVEAL:
+            raise refuse(ErrorCode.WRONG_PHASE, "reveal the answer first")
+        if clock.phase is Phase.COUNTDOWN:
+            raise refuse(ErrorCode.WRONG_PHASE, "the question has not been opened")
+        return [self._phase(to, index, now, None)]
 
     def _require_running(self, clock: Clock, action: str) -> None:
         if clock.phase is Phase.WAITING:
@@ -735,6 +806,7 @@ class Game:
         # GamePaused / GameResumed only move the clock.
 
     def _apply_phase(self, event: PhaseChanged) -> None:
+        self._apply_window(event)
         if event.phase is Phase.ANSWERING:
             self._eligible = {p.id for p in self.seated()}
             self._waiting = {p.id for p in self.seated() if p.connected}
@@ -760,6 +832,17 @@ class Game:
             self._eligible, self._waiting = set(), set()
         elif event.phase in FINISHED_PHASES:
             self._eligible, self._waiting = set(), set()
+
+    def _apply_window(self, event: PhaseChanged) -> None:
+        if event.phase is Phase.COUNTDOWN:
+            self.answering_window = None
+        elif event.phase is Phase.QUESTION:
+            q = self.quiz.questions[event.question_index]
+            end = event.at + (q.show_question_time + q.answering_time) * 1000
+            self.answering_window = (event.at, end)
+        elif event.phase is Phase.ANSWERING:
+            window = self.answering_window
+            self.answering_window = (window[0] if window else event.at, event.ends_at)
 
     def _apply_answer(self, event: AnswerAccepted) -> None:
         player = self.players[event.player_id]

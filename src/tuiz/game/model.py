@@ -27,6 +27,7 @@ class Phase(StrEnum):
     """TUIZ client phase names, in the order a question goes through them."""
 
     WAITING = "waiting"  # lobby
+    COUNTDOWN = "countdown"  # host-driven games: the next question is chosen, not yet shown
     QUESTION = "question"  # question shown, answers not yet open
     ANSWERING = "answering"
     ANSWER_REVEAL = "answer_reveal"
@@ -92,6 +93,10 @@ class GameSettings:
     leaderboard_time: int = 5  # seconds
     leaderboard_size: int = 10  # top N sent to everyone
     nickname_max: int = 20
+    # The TUIZ web client runs this game: its host drives every step (`HostStep`), seats
+    # are bound to sockets by device, and `GET /players` lists device ids (see
+    # docs/tuiz-client-protocol.md for what that exposes). Off for tuiz's own pages.
+    tuiz_client: bool = False
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -165,6 +170,16 @@ class SubmitAnswer(Command):
     answer_id: str  # client-generated; the same id again is an idempotent retry
     choice_ids: tuple[str, ...] = ()  # multiple_choice / true_false / poll: one; multi_select
     text: str | None = None  # type_answer
+
+
+@dataclass(frozen=True, slots=True)
+class HostStep(Command):
+    """Host-driven games: go to `to` for question `question_index` (None: the question
+    opened last, or the one after it for COUNTDOWN/PODIUM). Idempotent: a step the game
+    is already at or past changes nothing, so a repeated or late call is harmless."""
+
+    to: Phase
+    question_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +196,10 @@ def _phase_messages(
     }
     out: list[tuple[To, str | None, str, Body]] = [(To.ROOM, None, "game:phase:change", phase_body)]
     question = game.current_question
+    if game.settings.tuiz_client and event.phase is Phase.ANSWERING:
+        # The TUIZ client opens answering on its own timer within its "question" phase; its
+        # host page knows no "answering" phase and would stall on one.
+        return []
     if event.phase in (Phase.QUESTION, Phase.ANSWERING):
         body = {
             **b,
@@ -480,3 +485,306 @@ def report_csv(data: Body) -> str:
 def missed_item(seq: int, event: str, body: Body) -> Body:
     """One event of a rejoin's catch-up: exactly what the socket would have received."""
     return {"seq": seq, "event": event, "data": body}
+
+
+# -- the TUIZ web client's REST shapes ---------------------------------------------------------
+# Supersets where tuiz's own pages and tests read other names; docs/tuiz-client-protocol.md.
+
+
+def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as the ISO-8601 text the TUIZ client parses (UTC)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def tuiz_game(runner: GameRunner, audience: Audience = Audience.PUBLIC) -> Body:
+    """The client's `Game`: tuiz's game view plus its timestamps and `room_code`."""
+    game = runner.game
+    view = game_view(runner, audience)
+    view.update(
+        room_code=runner.record.pin,
+        started_at=iso(game.started_at),
+        ended_at=iso(game.ended_at),
+        paused_at=iso(game.paused_at),
+        resumed_at=None,
+        updated_at=iso(max(game.phase_started_at, game.created_at)),
+    )
+    return view
+
+
+def game_flow(runner: GameRunner) -> Body:
+    """The client's `GameFlow`: which question is current and its answering window (during
+    the countdown, the question about to open, with no times yet)."""
+    game = runner.game
+    questions = game.quiz.questions
+    index = game.question_index
+    current = questions[index] if 0 <= index < len(questions) else None
+    following = questions[index + 1] if 0 <= index + 1 < len(questions) else None
+    timed = game.phase in (Phase.QUESTION, Phase.ANSWERING, *REVEALED_PHASES)
+    start = end = None
+    if timed and current is not None and game.answering_window is not None:
+        start, end = game.answering_window
+    return {
+        "id": runner.game_id,
+        "game_id": runner.game_id,
+        "current_question_id": current.id if current else None,
+        "next_question_id": following.id if following else None,
+        "current_question_index": max(index, 0),
+        "current_question_start_time": iso(start),
+        "current_question_end_time": iso(end),
+        "is_paused": game.paused,
+        "phase": game.phase.value,
+        "created_at": runner.record.created_at.isoformat(),
+        "updated_at": iso(game.phase_started_at),
+    }
+
+
+REVEALED_PHASES = (Phase.ANSWER_REVEAL, Phase.EXPLANATION, Phase.LEADERBOARD)
+
+
+def game_state(runner: GameRunner, snapshot: Body) -> Body:
+    """`GET /games/:id/state`: `{game, gameFlow}` beside tuiz's own public snapshot."""
+    return {**snapshot, "game": tuiz_game(runner), "gameFlow": game_flow(runner)}
+
+
+def created_game(runner: GameRunner, host_token: str, host_name: str) -> Body:
+    """`POST /games`: the client reads `{game, host_player}`; tuiz's pages the flat fields."""
+    game = runner.game
+    host_player = {
+        "id": game.host_id,
+        "game_id": runner.game_id,
+        "player_name": host_name,
+        "is_host": True,
+        "is_logged_in": runner.record.user_id is not None,
+        "created_at": runner.record.created_at.isoformat(),
+    }
+    return {
+        **game_view(runner, Audience.HOST),
+        "game": tuiz_game(runner, Audience.HOST),
+        "host_player": host_player,
+        "host_player_id": game.host_id,
+        "host_token": host_token,
+    }
+
+
+def joined(runner: GameRunner, player: PlayerState, resume_token: str) -> Body:
+    """`POST /games/:id/join`: `{success, player}` for the client, the flat seat for tuiz's
+    own callers; the device id is the caller's own."""
+    seat = {
+        "id": player.id,
+        "game_id": runner.game_id,
+        "player_name": player.name,
+        "device_id": player.device_id,
+        "is_host": False,
+        "is_logged_in": False,
+        "created_at": iso(player.joined_at),
+        "updated_at": iso(player.joined_at),
+    }
+    return {
+        **seat,
+        "resume_token": resume_token,
+        "success": True,
+        "player": seat,
+        "message": "joined",
+    }
+
+
+def player_list(runner: GameRunner, limit: int, offset: int) -> Body:
+    """`GET /games/:id/players`. Device ids only in games the TUIZ client runs: its reload
+    finds its seat by them (the setting's exposure, docs/tuiz-client-protocol.md)."""
+    game = runner.game
+    rows = players(runner)
+    show_devices = game.settings.tuiz_client
+    for row in rows:
+        p = game.players[row["id"]]
+        row.update(
+            game_id=runner.game_id,
+            is_logged_in=False,
+            created_at=iso(p.joined_at),
+            updated_at=iso(p.joined_at),
+        )
+        if show_devices:
+            row["device_id"] = p.device_id
+    page = rows[offset : offset + limit]
+    return {
+        "players": page,
+        "total": len(rows),
+        "game_id": runner.game_id,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def leaderboard_entries(runner: GameRunner, limit: int) -> Body:
+    """`GET /games/:id/leaderboard`: tuiz's rows and the client's `entries` (revealed scores)."""
+    game = runner.game
+    visible = revealed_questions(game)
+    rows = game.leaderboard(limit)
+    entries = []
+    for row in rows:
+        p = game.players[row["player_id"]]
+        answered = sum(1 for qid in p.answers if qid in visible)
+        entries.append(
+            {
+                "player_id": row["player_id"],
+                "player_name": row["name"],
+                "score": row["score"],
+                "rank": row["rank"],
+                "total_answers": answered,
+                "correct_answers": row["correct_count"],
+                "accuracy": round(row["correct_count"] / answered, 4) if answered else 0,
+                "is_host": False,
+            }
+        )
+    return {
+        "leaderboard": rows,
+        "entries": entries,
+        "total": sum(1 for _ in game.seated()),
+        "game_id": runner.game_id,
+    }
+
+
+def tuiz_answers(runner: GameRunner, player: PlayerState, audience: Audience) -> list[Body]:
+    """`GET …/players/:pid/answers` for TUIZ-client games: the client's bare `Answer[]`,
+    correctness and points only once revealed (to the host: always)."""
+    visible = revealed_questions(runner.game)
+    out = []
+    for a in player.answers.values():
+        shown = audience is Audience.HOST or a.question_id in visible
+        out.append(
+            {
+                "id": a.answer_id,
+                "game_id": runner.game_id,
+                "player_id": player.id,
+                "question_id": a.question_id,
+                "selected_option": a.choice_ids[0] if a.choice_ids else a.text,
+                "is_correct": a.correct if shown else None,
+                "response_time_ms": a.elapsed_ms,
+                "points_earned": a.points if shown else 0,
+                "answered_at": iso(a.at),
+            }
+        )
+    return out
+
+
+def player_data(runner: GameRunner, player: PlayerState) -> Body:
+    """The client's `GamePlayerData`: revealed score and a report of revealed questions."""
+    game = runner.game
+    visible = revealed_questions(game)
+    numbers = {q.id: i + 1 for i, q in enumerate(game.quiz.questions)}
+    shown = [a for a in player.answers.values() if a.question_id in visible]
+    standing = game.standing(player)
+    questions = [
+        {
+            "question_id": a.question_id,
+            "question_number": numbers[a.question_id],
+            "answer_id": a.choice_ids[0] if a.choice_ids else None,
+            "is_correct": bool(a.correct),
+            "time_taken": round(a.elapsed_ms / 1000, 3),
+            "points_earned": a.points,
+            "answered_at": iso(a.at),
+        }
+        for a in shown
+    ]
+    correct = sum(1 for a in shown if a.correct)
+    return {
+        "id": player.id,
+        "player_id": player.id,
+        "game_id": runner.game_id,
+        "score": standing.score,
+        "answer_report": {
+            "total_answers": len(shown),
+            "correct_answers": correct,
+            "incorrect_answers": len(shown) - correct,
+            "questions": questions,
+            "streaks": {"current_streak": standing.streak, "max_streak": standing.streak},
+        },
+        "created_at": iso(player.joined_at),
+        "updated_at": iso(game.phase_started_at),
+    }
+
+
+def player_stats(runner: GameRunner, player: PlayerState) -> Body:
+    """The client's `PlayerStats`, from revealed questions only."""
+    report = player_data(runner, player)["answer_report"]
+    times = [q["time_taken"] for q in report["questions"]]
+    return {
+        "total_answers": report["total_answers"],
+        "correct_answers": report["correct_answers"],
+        "incorrect_answers": report["incorrect_answers"],
+        "average_response_time": round(sum(times) / len(times), 3) if times else 0,
+        "best_streak": report["streaks"]["max_streak"],
+    }
+
+
+def tuiz_current_question(runner: GameRunner, now: int) -> Body | None:
+    """`GET /games/:id/questions/current`: tuiz's shape plus the client's `answers[]`,
+    whose `is_correct` is null until the question is revealed, and its clock fields."""
+    body = current_question(runner)
+    game = runner.game
+    question = game.current_question
+    if body is None or question is None:
+        return None
+    reveal = game.revealed()
+    e = question.explanation
+    body["question"].update(
+        time_limit=question.answering_time,
+        difficulty=None,
+        explanation_title=e.title if (e and reveal) else None,
+        explanation_text=e.text if (e and reveal) else None,
+        explanation_image_url=e.image_url if (e and reveal) else None,
+        show_explanation_time=question.show_explanation_time,
+    )
+    body["answers"] = [
+        {
+            "id": c.id,
+            "text": c.text,
+            "image_url": c.image_url,
+            "is_correct": c.is_correct if reveal else None,
+            "order_index": i,
+        }
+        for i, c in enumerate(question.choices)
+    ]
+    window = game.answering_window
+    open_ = game.phase in (Phase.QUESTION, Phase.ANSWERING) and window is not None
+    remaining = 0
+    if open_ and window is not None and window[1] is not None:
+        remaining = (game.time_left(now) or 0) if game.paused else max(0, window[1] - now)
+    body.update(
+        server_time=iso(now),
+        start_time=iso(window[0]) if window else None,
+        remaining_ms=remaining or 0,
+        is_active=open_ and not game.paused,
+    )
+    return body
+
+
+def step_result(runner: GameRunner, step: str) -> Body:
+    """A host step's answer: the client reads `gameFlow` (or the flow itself for
+    `questions/start`), `answerStats`, `nextQuestion`, `isComplete`, `explanation`."""
+    game = runner.game
+    flow = game_flow(runner)
+    body: Body = {**flow, "message": f"{step} done", "gameFlow": flow, "game": tuiz_game(runner)}
+    if flow["current_question_start_time"] is not None:
+        window = game.answering_window
+        if window is not None and window[1] is not None:
+            body.update(starts_at=window[0], ends_at=window[1], duration_ms=window[1] - window[0])
+    if step == "reveal":
+        body["answerStats"] = game.answer_counts() if game.revealed() else {}
+    if step == "next":
+        done = game.phase in (Phase.PODIUM, Phase.ENDED)
+        body["isComplete"] = done
+        if not done:
+            q = game.quiz.questions[game.question_index]
+            body["nextQuestion"] = {"id": q.id, "index": game.question_index}
+    if step == "explanation":
+        question = game.quiz.questions[max(game.question_index, 0)]
+        e = question.explanation
+        body["explanation"] = {
+            "title": e.title if e else None,
+            "text": e.text if e else None,
+            "image_url": e.image_url if e else None,
+            "show_time": question.show_explanation_time,
+        }
+    return body

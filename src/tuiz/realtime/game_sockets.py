@@ -20,10 +20,13 @@ from tuiz.errors import ErrorCode, TuizError
 from tuiz.game.model import (
     Command,
     End,
+    GameError,
+    HostStep,
     Kick,
     Lock,
     Next,
     Pause,
+    Phase,
     Resume,
     Skip,
     Start,
@@ -94,6 +97,40 @@ class AnswerSubmit(GameRef):
     text: str | None = Field(default=None, max_length=200)
 
 
+RELAYED_STEPS = {
+    "countdown": Phase.COUNTDOWN,
+    "question": Phase.ANSWERING,
+    "answering": Phase.ANSWERING,
+    "answer_reveal": Phase.ANSWER_REVEAL,
+    "leaderboard": Phase.LEADERBOARD,
+    "explanation": Phase.EXPLANATION,
+    "podium": Phase.PODIUM,
+}
+"""The TUIZ host's `game:phase:change` names the step it took; `waiting`/`ended` change
+nothing (the game ends at the podium)."""
+
+
+def _step(host: str, d: dict[str, Any]) -> Command | None:
+    """A relayed phase as a `HostStep` (idempotent), or None when it asks for nothing."""
+    to = RELAYED_STEPS.get(str(d.get("phase", "")))
+    if to is None:
+        return None
+    question = d.get("question")
+    index = question.get("index") if isinstance(question, dict) else None
+    if to is Phase.COUNTDOWN or not isinstance(index, int) or isinstance(index, bool):
+        index = None
+    return HostStep(actor=host, to=to, question_index=index)
+
+
+TUIZ_RELAYS: dict[str, Callable[[str, dict[str, Any]], Command | None]] = {
+    "game:started": lambda host, _d: Start(actor=host),
+    "game:phase:change": _step,
+    "game:question:started": lambda host, d: _step(host, {**d, "phase": "question"}),
+}
+"""What the TUIZ host relays after its REST calls, in games it drives: each names a step, so
+a relay of a step already taken changes nothing."""
+
+
 def _locked(d: dict[str, Any]) -> bool:
     return bool(d.get("locked", True))
 
@@ -136,7 +173,36 @@ class GameSockets:
         on("game:leaderboard:request", self._leaderboard, error_event="game:error")
         for name in HOST_COMMANDS:
             on(name, self._host_command(name), error_event="game:error")
+        on(
+            "game:question:started",
+            self._host_command("game:question:started"),
+            error_event="game:error",
+        )
         realtime.disconnect_hooks.append(self._on_disconnect)
+        realtime.room_join_hooks.append(self._on_room_join)
+
+    async def _on_room_join(self, client: Client, room_id: str) -> None:
+        """TUIZ client games: a `room:join` binds the socket to what its device holds, the
+        host role (the device the signed-in host created the game from, or the owner's JWT)
+        or the device's seat. Its protocol gives no other proof (docs/tuiz-client-protocol.md:
+        device ids are never disclosed, so knowing one is the residual risk)."""
+        if client.device_id is None or room_id in client.seats:
+            return
+        runner = self.hub.runners.get(room_id)
+        if runner is None:
+            try:
+                runner = await self.hub.get(room_id)
+            except TuizError:
+                return
+        game = runner.game
+        if not game.settings.tuiz_client:
+            return
+        if client.device_id == game.host_device_id or self.hub.is_host(runner, client.caller, None):
+            await self._bind(client, runner, None)
+            return
+        seat = game.player_by_device(client.device_id)
+        if seat is not None and not seat.kicked:
+            await self._bind(client, runner, seat.id)
 
     async def _bind(self, client: Client, runner: GameRunner, player_id: str | None) -> None:
         """The socket now speaks for this seat: room, participant row, runner's seat map."""
@@ -204,7 +270,7 @@ class GameSockets:
         return self.hub.is_host(runner, client.caller, None)
 
     def _host_command(self, name: str) -> Any:
-        build = HOST_COMMANDS[name]
+        build = HOST_COMMANDS.get(name)
 
         async def handle(client: Client, data: Any) -> dict[str, Any]:
             runner = await self._runner_for(client, data)
@@ -212,10 +278,34 @@ class GameSockets:
                 raise TuizError(ErrorCode.FORBIDDEN, "only the host can do that")
             if runner.room not in client.rooms or runner.game_id not in client.seats:
                 await self._bind(client, runner, None)
+            if runner.game.settings.tuiz_client:
+                return await self._relay(runner, name, data)
+            if build is None:  # a TUIZ-client relay in one of tuiz's own games: nothing to do
+                return {"ok": True}
             await runner.execute(build(runner.game.host_id, data))
             return {"ok": True, "snapshot": runner.snapshot(None)}
 
         return handle
+
+    async def _relay(self, runner: GameRunner, name: str, data: Any) -> dict[str, Any]:
+        """A TUIZ host's relay: the step it names, or the command, if it still changes
+        something. One already taken (the REST call did it) is not an error: the client
+        relays every step it makes, and a `game:error` would only confuse it."""
+        d = data if isinstance(data, dict) else {}
+        host = runner.game.host_id
+        if name in TUIZ_RELAYS:
+            if name == "game:started" and runner.game.phase is not Phase.WAITING:
+                return {"ok": True}
+            command = TUIZ_RELAYS[name](host, d)
+        else:
+            command = HOST_COMMANDS[name](host, d)
+        if command is None:
+            return {"ok": True}
+        try:
+            await runner.execute(command)
+        except GameError as exc:
+            return {"ok": False, **exc.to_payload()}
+        return {"ok": True}
 
     async def _answer(self, client: Client, data: Any) -> dict[str, Any]:
         payload = parse(AnswerSubmit, data)

@@ -38,6 +38,7 @@ from tuiz.store.rooms import RoomAccess, RoomDirectory
 log = get_logger(__name__)
 
 MAX_METADATA_BYTES = 4096
+MAX_EARLY_JOINS = 4
 
 
 class EventSink(Protocol):
@@ -59,6 +60,7 @@ class Client:
     rooms: dict[str, RoomAccess] = field(default_factory=dict)
     seats: dict[str, str | None] = field(default_factory=dict)  # game id -> player id; None: host
     timed_out: bool = False
+    early_joins: list[Any] = field(default_factory=list)  # room:join sent before ws:connect
 
 
 def _server_time() -> str:
@@ -124,6 +126,8 @@ class Realtime:
         self.clients: dict[str, Client] = {}
         self._heartbeats: set[str] = set()
         self.disconnect_hooks: list[Callable[[Client], Awaitable[None]]] = []
+        # After a room:join (the live layer binds TUIZ-client sockets to their seats here).
+        self.room_join_hooks: list[Callable[[Client, str], Awaitable[None]]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._draining = False
@@ -137,7 +141,7 @@ class Realtime:
         self.sio.on("*", self._on_unknown)
         self.on("ws:connect", self._ws_connect, registered=False)
         self.on("ws:heartbeat", self._ws_heartbeat)
-        self.on("room:join", self._room_join)
+        self.on("room:join", self._room_join, registered=False)
         self.on("room:leave", self._room_leave)
         self.on("room:message", self._room_message)
         # The TUIZ client announces itself before registering; the reference ignores it.
@@ -334,6 +338,13 @@ class Realtime:
             },
             to=client.sid,
         )
+        early, client.early_joins = client.early_joins, []
+        for data in early:  # the TUIZ client's hooks may join before registering
+            try:
+                await self._room_join(client, data)
+            except Exception as exc:
+                error = self._refusal(exc, socket_event="room:join", sid=client.sid)
+                await self.send_error(client.sid, error)
 
     async def _ignore(self, client: Client, data: Any) -> None:
         return None
@@ -344,13 +355,20 @@ class Realtime:
 
     async def _room_join(self, client: Client, data: Any) -> None:
         payload = parse(RoomJoin, data)
-        assert client.device_id is not None
+        if client.device_id is None:
+            # Accepted once ws:connect registers the socket (a few at most).
+            if len(client.early_joins) >= MAX_EARLY_JOINS:
+                raise TuizError(ErrorCode.NOT_CONNECTED, "send ws:connect with a deviceId first")
+            client.early_joins.append(data)
+            return
         known = client.rooms.get(payload.room_id)
         if known is not None:  # the TUIZ client re-joins on every re-render: nothing changes
             await self._send_joined(client, payload.room_id, known)
-            return
-        access = await self.rooms.access(payload.room_id, client.device_id)
-        await self.join_room(client, payload.room_id, access)
+        else:
+            access = await self.rooms.access(payload.room_id, client.device_id)
+            await self.join_room(client, payload.room_id, access)
+        for hook in self.room_join_hooks:
+            await hook(client, payload.room_id)
 
     async def join_room(self, client: Client, room_id: str, access: RoomAccess) -> None:
         """Put a registered socket in a game's room: participant row, room, announcement."""
