@@ -350,6 +350,8 @@ def revealed_questions(game: Game) -> set[str]:
     """Questions whose results may be shown to anyone: answering is over for them."""
     ids = [q.id for q in game.quiz.questions]
     closed = set(ids[: max(game.question_index, 0)])
+    if game.phase in (Phase.PODIUM, Phase.ENDED):  # the game is over: every question played
+        return set(ids[: game.question_index + 1])
     current = game.current_question
     if current is not None and game.phase not in (Phase.QUESTION, Phase.ANSWERING):
         closed.add(current.id)

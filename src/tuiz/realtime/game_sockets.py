@@ -321,7 +321,10 @@ class GameSockets:
             answer=payload.answer,
             text=payload.text,
         )
-        return answer_accepted(runner, await runner.answer(command))
+        body = answer_accepted(runner, await runner.answer(command))
+        # The TUIZ client waits for this event rather than an acknowledgement.
+        await self.realtime.sio.emit("game:answer:accepted", body, to=client.sid)
+        return body
 
     async def _state(self, client: Client, data: Any) -> dict[str, Any]:
         runner = await self._runner_for(client, data)
