@@ -153,7 +153,8 @@ class Player:
             },
         )
         assert rest.status_code in (200, 201), rest.text
-        assert "answer_report" in rest.json() and "score" in rest.json()
+        assert "score" in rest.json()
+        assert rest.json()["answer_report"]["questions"] == []  # no verdict before the reveal
         assert self.socket is not None
         await self.socket.emit(
             "game:answer:submit",

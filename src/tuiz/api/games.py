@@ -382,7 +382,7 @@ async def submit_answer(
         player = _player(runner, player_id)
         if body.question_id in player.answers and not body.client_answer_id:
             raise TuizError(ErrorCode.CONFLICT, "Answer already submitted for this question")
-        return views.player_data(runner, player)
+        return views.answer_received(runner, player)
     hub.check_seat(runner, player_id, token)
     command = answer_command(
         player_id,

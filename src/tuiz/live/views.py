@@ -670,6 +670,15 @@ def tuiz_answers(runner: GameRunner, player: PlayerState, audience: Audience) ->
     return out
 
 
+def answer_received(runner: GameRunner, player: PlayerState) -> Body:
+    """The TUIZ client's REST answer, answered without a verdict: the client takes the last
+    row of `answer_report.questions` as its result, so the list is empty (it keeps its own
+    guess until the reveal) rather than ending with an earlier question's result."""
+    body = player_data(runner, player)
+    body["answer_report"]["questions"] = []
+    return body
+
+
 def player_data(runner: GameRunner, player: PlayerState) -> Body:
     """The client's `GamePlayerData`: revealed score and a report of revealed questions."""
     game = runner.game
