@@ -102,9 +102,20 @@ async def test_events_before_ws_connect_are_refused(
     await client.emit("ws:heartbeat")
     error = await client.expect("ws:error")
     assert error["error"] == "NOT_CONNECTED"
-    await client.emit("room:join", {"roomId": "x"})
-    assert (await client.expect("ws:error"))["error"] == "NOT_CONNECTED"
     assert await db.fetchval("SELECT count(*) FROM websocket_connections") == 0
+
+
+async def test_room_join_before_ws_connect_runs_once_registered(
+    server: ServerProcess, clients: list[Recorder]
+) -> None:
+    """The TUIZ client's hooks may send room:join before ws:connect: it waits, then runs."""
+    client = await _client(server, clients)
+    for n in range(5):
+        await client.emit("room:join", {"roomId": f"not-a-game-{n}"})
+    assert (await client.expect("ws:error"))["error"] == "NOT_CONNECTED"  # the 5th: too many
+    await client.register("early-device")
+    for _ in range(4):  # the first four, answered once registered
+        assert (await client.expect("ws:error"))["error"] == "NOT_FOUND"
 
 
 @pytest.mark.parametrize(

@@ -635,7 +635,7 @@ def leaderboard_entries(runner: GameRunner, limit: int) -> Body:
                 "rank": row["rank"],
                 "total_answers": answered,
                 "correct_answers": row["correct_count"],
-                "accuracy": round(row["correct_count"] / answered, 4) if answered else 0,
+                "accuracy": round(100 * row["correct_count"] / answered, 1) if answered else 0,
                 "is_host": False,
             }
         )
