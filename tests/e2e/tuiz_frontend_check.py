@@ -14,7 +14,7 @@ screenshots go to test-output/tuiz-frontend/.
 """
 
 # A script that starts its own servers: blocking start-up calls are fine here.
-# ruff: noqa: ASYNC210, ASYNC220, ASYNC230
+# ruff: noqa: ASYNC210, ASYNC220, ASYNC230, ASYNC240
 
 from __future__ import annotations
 
@@ -240,13 +240,17 @@ async def main() -> int:
         try:
             with run_server(db, Path(tmp), **env) as server:
                 owner, quiz_id = await seed(db)
+                server_log = server.log_path
                 for _ in range(120):
                     try:
                         if httpx.get(origin, timeout=2).status_code < 500:
                             break
                     except httpx.HTTPError:
                         await asyncio.sleep(0.5)
-                return await play(server.url, origin, owner, quiz_id)
+                try:
+                    return await play(server.url, origin, owner, quiz_id)
+                finally:
+                    (OUT / "server.log").write_bytes(Path(server_log).read_bytes())
         finally:
             web.terminate()
             web.wait(10)
@@ -270,6 +274,12 @@ async def play(api: str, origin: str, owner: uuid.UUID, quiz_id: uuid.UUID) -> i
             contexts.append(ctx)
         await signed_in_host(contexts[0], owner, host_device)
         host, p1, p2 = [await c.new_page() for c in contexts]
+        console = (OUT / "console.log").open("w")
+        for label, page in (("host", host), ("p1", p1), ("p2", p2)):
+            page.on(
+                "console",
+                lambda m, label=label: console.write(f"{label} {m.type}: {m.text[:300]}\n"),
+            )
         game: dict[str, Any] = {}
 
         async def create() -> None:
@@ -356,8 +366,14 @@ async def play(api: str, origin: str, owner: uuid.UUID, quiz_id: uuid.UUID) -> i
             await step(f"Q{n}: player 2 answers wrong", p2, lambda wrong=wrong: answer(p2, wrong))
 
             async def reveal() -> None:
-                await host.get_by_text("答えを表示").first.click()
-                await asyncio.sleep(2)
+                # Everyone answered, so the server closed the question and the host page is
+                # at the reveal already; otherwise the host presses the button.
+                button = host.get_by_text("答えを表示").first
+                with contextlib.suppress(Exception):
+                    await button.click(timeout=3000)
+                await host.get_by_role(
+                    "button", name=re.compile("ランキングへ|表彰台へ|解説へ")
+                ).first.wait_for(timeout=15000)
 
             await step(f"Q{n}: host reveals", host, reveal)
 
@@ -398,6 +414,14 @@ async def play(api: str, origin: str, owner: uuid.UUID, quiz_id: uuid.UUID) -> i
         await step("player 2 sees the podium", p2, lambda: podium(p2))
         board = (await bridge.http.get(f"/games/{game['id']}/leaderboard")).json()
         print("final leaderboard:", json.dumps(board["entries"], ensure_ascii=False), flush=True)
+        events = await bridge.http.get(
+            f"/games/{game['id']}/events?limit=500",
+            headers={"authorization": "Bearer servers-replay-check-key"},
+        )
+        with (OUT / "events.log").open("w") as out:
+            for e in events.json().get("items", []):
+                payload = e.get("payload") or {}
+                out.write(f"{e.get('seq')} {e.get('event_type')} {payload.get('phase', '')}\n")
         await browser.close()
     return report()
 
