@@ -232,8 +232,7 @@ async def _step(
     make: Any = {"start": Next, "next": Next, "reveal": Skip}.get(step, Next)
     if step == "start" and runner.game.phase is Phase.WAITING:
         make = Start
-    if step != "hide":
-        await runner.execute(make(actor=host))
+    await runner.execute(make(actor=host))
     return {**views.game_view(runner, Audience.HOST), **views.step_result(runner, step)}
 
 

@@ -216,6 +216,8 @@ def _phase_messages(
     elif event.phase is Phase.ANSWER_REVEAL and question is not None:
         out.append((To.ROOM, None, "game:question:ended", question_ended(game, b)))
         stats = answer_stats(game, b)
+        if game.settings.tuiz_client:  # its player page takes the reveal's counts from this
+            out.append((To.ROOM, None, "game:answer:locked", stats))
         out.append((To.ROOM, None, "game:answer:stats", stats))
         out.append((To.ROOM, None, "game:answer:stats:update", stats))
     elif event.phase is Phase.EXPLANATION and question is not None:
