@@ -113,6 +113,13 @@ class Bridge:
         self.api, self.origin = api, origin
         self.http = httpx.AsyncClient(base_url=api, timeout=20)
         self.has_quiz_routes = True
+        self.label = ""
+        self.count = 0
+        self.frames: Any = None
+
+    def note(self, text: str) -> None:
+        if self.frames is not None:
+            self.frames.write(text + "\n")
 
     def cors(self) -> dict[str, str]:
         return {
@@ -153,13 +160,18 @@ class Bridge:
     async def websocket(self, ws: WebSocketRoute) -> None:
         url = ws.url.replace(f"ws://{BAKED}", self.api.replace("http://", "ws://"))
         server = await websockets.connect(url)
+        self.count += 1
+        tag = f"{self.label}#{self.count}"
 
         ws.on_message(lambda message: spawn(server.send(message)))
-        ws.on_close(lambda *_: spawn(server.close()))
+        ws.on_close(lambda *_: (spawn(server.close()), self.note(f"{tag} closed by page")))
 
         async def pump() -> None:
             with contextlib.suppress(Exception):
                 async for message in server:
+                    if self.frames is not None and isinstance(message, str) and message[:2] == "42":
+                        self.frames.write(f"{tag} <- {message[2:200]}\n")
+                        self.frames.flush()
                     ws.send(message)
             with contextlib.suppress(Exception):
                 await ws.close()
@@ -277,14 +289,15 @@ async def play(api: str, origin: str, quiz_id: uuid.UUID, auth: dict[str, Any]) 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         contexts = []
+        frames = (OUT / "frames.log").open("w")
         for kind in ("host", "p1", "p2"):
             ctx = await browser.new_context(
                 **({"viewport": {"width": 1280, "height": 900}} if kind == "host" else PHONE)
             )
             await ctx.route(re.compile(rf"^http://{re.escape(BAKED)}/.*"), bridge.route)
-            await ctx.route_web_socket(
-                re.compile(rf"^ws://{re.escape(BAKED)}/.*"), bridge.websocket
-            )
+            mine = Bridge(api, origin)
+            mine.has_quiz_routes, mine.label, mine.frames = bridge.has_quiz_routes, kind, frames
+            await ctx.route_web_socket(re.compile(rf"^ws://{re.escape(BAKED)}/.*"), mine.websocket)
             contexts.append(ctx)
         await signed_in_host(contexts[0], auth)
         host, p1, p2 = [await c.new_page() for c in contexts]
