@@ -321,10 +321,9 @@ class GameSockets:
             answer=payload.answer,
             text=payload.text,
         )
-        body = answer_accepted(runner, await runner.answer(command))
-        # The TUIZ client waits for this event rather than an acknowledgement.
-        await self.realtime.sio.emit("game:answer:accepted", body, to=client.sid)
-        return body
+        # The runner also sends `game:answer:accepted` to the seat's sockets (this one
+        # included) and the host's: the TUIZ client waits for that event, not this ack.
+        return answer_accepted(runner, await runner.answer(command))
 
     async def _state(self, client: Client, data: Any) -> dict[str, Any]:
         runner = await self._runner_for(client, data)
