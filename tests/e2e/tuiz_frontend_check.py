@@ -149,13 +149,30 @@ class Bridge:
                 headers={**self.cors(), "content-type": "application/json"},
             )
             return
-        got = await self.http.request(
-            request.method, path, headers=headers, content=request.post_data_buffer
-        )
+        try:
+            got = await self.forward(request.method, path, headers, request.post_data_buffer)
+        except httpx.HTTPError as exc:  # never leave the browser's request hanging
+            self.note(f"{self.label} bridge {request.method} {path[:80]} failed: {exc!r}")
+            await route.abort()
+            return
         keep = {k: v for k, v in got.headers.items() if k.lower() in ("content-type",)}
         await route.fulfill(
             status=got.status_code, body=got.content, headers={**keep, **self.cors()}
         )
+
+    async def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None
+    ) -> httpx.Response:
+        """One call to tuiz. A kept-alive connection the server closed while idle fails before
+        any response (`RemoteProtocolError`); a browser retries that on a new connection, and so
+        does this (a request that got no answer was never processed)."""
+        for attempt in range(3):
+            try:
+                return await self.http.request(method, path, headers=headers, content=body)
+            except httpx.RemoteProtocolError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def websocket(self, ws: WebSocketRoute) -> None:
         url = ws.url.replace(f"ws://{BAKED}", self.api.replace("http://", "ws://"))
@@ -305,7 +322,26 @@ async def play(api: str, origin: str, quiz_id: uuid.UUID, auth: dict[str, Any]) 
         for label, page in (("host", host), ("p1", p1), ("p2", p2)):
             page.on(
                 "console",
-                lambda m, label=label: console.write(f"{label} {m.type}: {m.text[:300]}\n"),
+                lambda m, label=label: (
+                    console.write(f"{label} {m.type}: {m.text[:300]}\n"),
+                    console.flush(),
+                ),
+            )
+            page.on(
+                "requestfailed",
+                lambda r, label=label: (
+                    frames.write(f"{label} request failed {r.url[:160]} {r.failure}\n"),
+                    frames.flush(),
+                ),
+            )
+            # A full page load (not a client-side route change) drops the page's socket.
+            page.on(
+                "request",
+                lambda r, label=label: (
+                    r.resource_type == "document"
+                    and r.frame == r.frame.page.main_frame
+                    and (frames.write(f"{label} page load {r.url.split('?')[0]}\n"), frames.flush())
+                ),
             )
         game: dict[str, Any] = {}
 
