@@ -320,6 +320,14 @@ async def test_a_whole_game_as_the_tuiz_client_plays_it(
         assert isinstance(answers, list) and answers[-1]["is_correct"] is True
 
         # -- leaderboard (socket only), explanation, next ---------------------------------
+        # A player's socket cannot take a host step.
+        await bob.socket.emit("game:phase:change", {"roomId": gid, "phase": "leaderboard"})
+        assert (await bob.socket.expect("game:error"))["error"] == "FORBIDDEN"
+        if index == 1:  # the host page loads anew: its socket registers, never sends room:join
+            await host.close()
+            host = await Recorder(server.url).connect()
+            sockets.append(host)
+            await host.register("host-device")
         await host.emit("game:phase:change", {"roomId": gid, "phase": "leaderboard"})
         await phase(bob.socket, "leaderboard")
         board = (await http.get(f"/games/{gid}/leaderboard")).json()

@@ -264,8 +264,18 @@ class GameSockets:
         return await self.hub.get(ref.game_id)
 
     def _is_host(self, client: Client, runner: GameRunner) -> bool:
-        """A socket bound with the host token, or one signed in as the game's owner."""
+        """A socket bound with the host token, or one signed in as the game's owner; in TUIZ
+        client games also one registered from the host's device, the proof `room:join` binds
+        with: the client's host pages relay steps on a socket that never sent `room:join`
+        after a full page load (their join effect runs before the socket exists)."""
         if runner.game_id in client.seats and client.seats[runner.game_id] is None:
+            return True
+        game = runner.game
+        if (
+            game.settings.tuiz_client
+            and client.device_id is not None
+            and client.device_id == game.host_device_id
+        ):
             return True
         return self.hub.is_host(runner, client.caller, None)
 
