@@ -44,6 +44,22 @@ from tuiz.store.embedded import EmbeddedPostgres, database_url
 from tuiz.store.quizzes import import_quiz
 
 BAKED = "127.0.0.1:8123"
+ERROR_TRAP = """(() => {
+  const keep = (text) => { try {
+    const kept = JSON.parse(localStorage.getItem('__check_errors') || '[]');
+    kept.push(new Date().toISOString() + ' ' + location.pathname + location.search.slice(0, 60)
+      + ' ' + text.slice(0, 900));
+    localStorage.setItem('__check_errors', JSON.stringify(kept.slice(-80)));
+  } catch (e) {} };
+  const error = console.error;
+  console.error = function (...args) {
+    keep(args.map((a) => (a && a.stack) || String(a)).join(' | '));
+    return error.apply(this, args);
+  };
+  addEventListener('error', (e) => keep('uncaught ' + ((e.error && e.error.stack) || e.message)));
+  addEventListener('unhandledrejection', (e) => keep('rejection ' + String(e.reason)));
+  addEventListener('pagehide', () => keep('pagehide'));
+})();"""
 SECRET = "frontend-check-jwt-secret-0123456789abcdef"
 OUT = Path(__file__).resolve().parents[2] / "test-output" / "tuiz-frontend"
 CHROMIUM_ARGS = [
@@ -316,6 +332,8 @@ async def play(api: str, origin: str, quiz_id: uuid.UUID, auth: dict[str, Any]) 
             mine.has_quiz_routes, mine.label, mine.frames = bridge.has_quiz_routes, kind, frames
             await ctx.route_web_socket(re.compile(rf"^ws://{re.escape(BAKED)}/.*"), mine.websocket)
             contexts.append(ctx)
+        for ctx in contexts:  # errors survive a full page load (Playwright drops them on unload)
+            await ctx.add_init_script(ERROR_TRAP)
         await signed_in_host(contexts[0], auth)
         host, p1, p2 = [await c.new_page() for c in contexts]
         console = (OUT / "console.log").open("w")
@@ -469,6 +487,10 @@ async def play(api: str, origin: str, quiz_id: uuid.UUID, auth: dict[str, Any]) 
             for e in events.json().get("items", []):
                 payload = e.get("payload") or {}
                 out.write(f"{e.get('seq')} {e.get('event_type')} {payload.get('phase', '')}\n")
+        with (OUT / "errors.log").open("w") as out:
+            for label, page in (("host", host), ("p1", p1), ("p2", p2)):
+                kept = await page.evaluate("localStorage.getItem('__check_errors') || '[]'")
+                out.writelines(f"{label} {line}\n" for line in json.loads(kept))
         await browser.close()
     return report()
 
