@@ -309,6 +309,23 @@ Row = Mapping[str, Any] | asyncpg.Record
 Content = list[tuple[Row, list[Row]]]
 
 
+async def _retire_questions(conn: Conn, quiz_id: UUID) -> None:
+    """Soft-delete every question of the quiz and their answers (before writing new ones)."""
+    await conn.execute(
+        """
+        UPDATE public.answers SET deleted_at = now()
+         WHERE deleted_at IS NULL AND question_id IN (
+               SELECT id FROM public.questions WHERE question_set_id = $1)
+        """,
+        quiz_id,
+    )
+    await conn.execute(
+        "UPDATE public.questions SET deleted_at = now()"
+        " WHERE question_set_id = $1 AND deleted_at IS NULL",
+        quiz_id,
+    )
+
+
 async def fetch_set(conn: Conn, quiz_id: UUID) -> asyncpg.Record | None:
     """The set's row if the connection may see it and it is not deleted."""
     row: asyncpg.Record | None = await conn.fetchrow(
@@ -697,19 +714,7 @@ async def replace_content(
             json.dumps(content.play_settings.as_json(), ensure_ascii=False),
             len(content.questions),
         )
-        await conn.execute(
-            """
-            UPDATE public.answers SET deleted_at = now()
-             WHERE deleted_at IS NULL AND question_id IN (
-                   SELECT id FROM public.questions WHERE question_set_id = $1)
-            """,
-            quiz_id,
-        )
-        await conn.execute(
-            "UPDATE public.questions SET deleted_at = now()"
-            " WHERE question_set_id = $1 AND deleted_at IS NULL",
-            quiz_id,
-        )
+        await _retire_questions(conn, quiz_id)
         await _insert_questions(conn, quiz_id, content.questions)
 
 
@@ -1033,19 +1038,7 @@ async def replace_questions(
     async with pool.acquire() as conn, conn.transaction():
         await _check_write(conn, caller, quiz_id, content=True)
         await become(conn, caller)
-        await conn.execute(
-            """
-            UPDATE public.answers SET deleted_at = now()
-             WHERE deleted_at IS NULL AND question_id IN (
-                   SELECT id FROM public.questions WHERE question_set_id = $1)
-            """,
-            quiz_id,
-        )
-        await conn.execute(
-            "UPDATE public.questions SET deleted_at = now()"
-            " WHERE question_set_id = $1 AND deleted_at IS NULL",
-            quiz_id,
-        )
+        await _retire_questions(conn, quiz_id)
         ids = await _insert_questions(conn, quiz_id, questions)
         await _recount(conn, quiz_id)
         return ids
