@@ -1,0 +1,1 @@
+DROP INDEX public.games_waiting_created_at_idx;
