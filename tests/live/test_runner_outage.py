@@ -18,6 +18,7 @@ from tests.sioclient import eventually
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.game.model import SubmitAnswer
 from tuiz.live.hub import GameHub
+from tuiz.live.runner import GameRunner
 from tuiz.store.events import EventLog
 
 
@@ -79,3 +80,52 @@ async def test_a_write_lost_in_flight_reloads_the_game_with_its_seats(
 
 async def _loaded(hub: GameHub, game_id: str) -> object | None:
     return hub.runners.get(game_id)
+
+
+async def test_a_join_cut_off_before_its_log_write_leaves_device_and_name_free(
+    pool: asyncpg.Pool,
+) -> None:
+    """The seat's row is written before the join's log event; when that write is lost the
+    rebuilt game has no such player, and the device (retrying) and the nickname must not be
+    held by the orphan row forever."""
+    published = Recorded()
+    async with EventLog(pool, flushers=1) as events:
+        hub, runner = await answering_game(pool, events, published, two_questions())
+        async with pool.acquire() as blocker:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute(
+                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE",
+                runner.record.id,
+            )
+            first = asyncio.create_task(hub.join(runner, "dev-alice", "Alice"))
+            pid = await eventually(lambda: _waiting_writer(pool))
+            assert pid is not None, "the join's write never reached the database"
+            assert await blocker.fetchval("SELECT pg_terminate_backend($1)", pid)
+            with pytest.raises(TuizError) as refused:
+                await first
+            assert refused.value.code is ErrorCode.UNAVAILABLE
+            await tx.rollback()
+
+        reloaded = await eventually(lambda: _loaded(hub, runner.game_id), timeout=10)
+        assert reloaded is not None and reloaded is not runner
+        assert isinstance(reloaded, GameRunner)
+        assert reloaded.game.player_by_device("dev-alice") is None  # the log never had it
+        orphan = await pool.fetchval(
+            "SELECT count(*) FROM public.players WHERE game_id = $1 AND device_id = 'dev-alice'",
+            runner.record.id,
+        )
+        assert orphan == 1  # the row did land
+
+        alice = await hub.join(reloaded, "dev-alice", "Alice")  # the client's retry
+        assert reloaded.game.players[alice].name == "Alice"
+        with pytest.raises(TuizError) as taken:  # a real seat still holds its name
+            await hub.join(reloaded, "dev-other", "alice")
+        assert taken.value.code is ErrorCode.CONFLICT
+        await hub.close()
+
+    rows = await pool.fetch(
+        "SELECT id::text, device_id FROM public.players WHERE game_id = $1 AND NOT is_host",
+        runner.record.id,
+    )
+    assert [(r["id"], r["device_id"]) for r in rows] == [(alice, "dev-alice")]

@@ -378,8 +378,26 @@ class GameHub:
             player_id = str(uuid.uuid4())
             command = Join(actor=None, player_id=player_id, device_id=device_id, name=name)
             runner.game.decide(command, now_ms())  # refuse before writing anything
-            await self.games.add_player(
-                runner.record.id, uuid.UUID(player_id), device_id, " ".join(name.split())
-            )
+            await self._add_seat(runner, uuid.UUID(player_id), device_id, " ".join(name.split()))
             await runner.execute(command)
         return player_id
+
+    async def _add_seat(
+        self, runner: GameRunner, player_id: uuid.UUID, device_id: str, name: str
+    ) -> None:
+        """Write the seat's row. A row the game does not know (its join's log write was cut
+        off, so the rebuilt game never saw it) would keep that device and nickname out for
+        good: the engine has already said both are free, so such orphans are dropped and the
+        seat written again. Only the owner writes seats, under the game's join lock."""
+        try:
+            await self.games.add_player(runner.record.id, player_id, device_id, name)
+        except TuizError as exc:
+            if exc.code is not ErrorCode.CONFLICT or runner.broken:
+                raise
+            held = await self.games.current_seats(runner.record.id, device_id, name)
+            orphans = [pid for pid in held if pid not in runner.game.players]
+            if not orphans or len(orphans) < len(held):
+                raise
+            log.warning("orphan_seats_dropped", game_id=runner.game_id, count=len(orphans))
+            await self.games.drop_seats(runner.record.id, orphans)
+            await self.games.add_player(runner.record.id, player_id, device_id, name)

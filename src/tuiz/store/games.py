@@ -190,6 +190,27 @@ class GameRepository:
                 raise TuizError(ErrorCode.CONFLICT, f"nickname {name!r} is taken") from None
             raise TuizError(ErrorCode.CONFLICT, "this device already has a seat") from None
 
+    async def current_seats(self, game_id: uuid.UUID, device_id: str, name: str) -> list[str]:
+        """Ids of the current seats that hold this device or this nickname (case-insensitive):
+        what a refused `add_player` collided with."""
+        rows = await self._pool.fetch(
+            "SELECT id FROM public.players WHERE game_id = $1 AND removed_at IS NULL"
+            " AND (device_id = $2 OR lower(player_name) = lower($3))",
+            game_id,
+            device_id,
+            name,
+        )
+        return [str(r["id"]) for r in rows]
+
+    async def drop_seats(self, game_id: uuid.UUID, player_ids: list[str]) -> None:
+        """Delete seats the game never took: rows whose join was cut off before its log
+        event was written. They have no answers, scores or events of their own."""
+        await self._pool.execute(
+            "DELETE FROM public.players WHERE game_id = $1 AND id = ANY($2::uuid[])",
+            game_id,
+            player_ids,
+        )
+
     async def claim(self, game_id: uuid.UUID, owner: str, ttl_ms: int) -> str | None:
         """Lease the game for `owner`; returns the holder if another process holds it."""
         held: str | None = await self._pool.fetchval(
