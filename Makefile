@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# node_modules from package-lock.json: socket.io-client for the Node.js client test (and, later,
-# for browsers); reinstalled only when the lock file changes.
+# node_modules from package-lock.json: socket.io-client and qrcode-generator for the pages and
+# the Node.js client test, axe-core for the browser tests' audit; reinstalled when the lock changes.
 NPM_STAMP := node_modules/.installed
 
 .PHONY: run test lint typecheck squawk pytest bench clean chromium
