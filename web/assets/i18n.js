@@ -6,7 +6,7 @@ const STRINGS = {
   en: {
     'app.name': 'tuiz',
     'lang.label': 'Language',
-    'nav.home': 'Home',
+    'nav.home': 'tuiz home',
     'landing.title': 'Live quiz games',
     'landing.lead': 'Host a quiz on a big screen; players answer from their phones.',
     'landing.host': 'Host a game',
@@ -159,7 +159,7 @@ const STRINGS = {
   ja: {
     'app.name': 'tuiz',
     'lang.label': '言語',
-    'nav.home': 'ホーム',
+    'nav.home': 'tuiz ホーム',
     'landing.title': 'ライブクイズ',
     'landing.lead': '大きな画面でクイズを出題し、参加者はスマートフォンで回答します。',
     'landing.host': 'ゲームを主催する',
