@@ -38,6 +38,8 @@ SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
 SERVICE_KEY = "e2e-service-key-0123456789"
 JWT_SECRET = "e2e-jwt-secret-0123456789abcdef0123456789"
 
+OFFLINE_ERROR = "net::ERR_INTERNET_DISCONNECTED"
+
 PHONE = {
     "viewport": {"width": 390, "height": 844},
     "device_scale_factor": 2,
@@ -178,8 +180,19 @@ class Pages:
         self.contexts: list[BrowserContext] = []
         self.errors: list[str] = []
 
-    def new(self, name: str, *, phone: bool = True, locale: str = "en-US") -> Page:
+    def new(
+        self,
+        name: str,
+        *,
+        phone: bool = True,
+        locale: str = "en-US",
+        storage_state: Any = None,
+    ) -> Page:
+        """A page in a fresh context; `storage_state` (from `context.storage_state()`) makes it
+        the same browser profile as another context: same device id, seat or host game."""
         options: dict[str, Any] = dict(PHONE if phone else DESKTOP)
+        if storage_state is not None:
+            options["storage_state"] = storage_state
         context = self.browser.new_context(base_url=self.base_url, locale=locale, **options)
         context.set_default_timeout(15_000)
         self.contexts.append(context)
@@ -189,7 +202,9 @@ class Pages:
 
     def watch(self, page: Page, name: str) -> None:
         def on_console(message: ConsoleMessage) -> None:
-            if message.type == "error":
+            # Chromium's own log line for a reconnect attempt made while a test has the
+            # context offline (set_offline): the network the test cut, not a page error.
+            if message.type == "error" and OFFLINE_ERROR not in message.text:
                 self.errors.append(f"{name}: console error: {message.text} @ {message.location}")
 
         page.on("console", on_console)

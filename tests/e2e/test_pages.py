@@ -485,3 +485,39 @@ def test_guest_host_uploads_a_quiz_without_an_account(
     expect(in_screen(host, "lobby")).to_be_visible()
     expect(host.locator("#lobby-pin")).to_have_text(re.compile(r"^\d{6}$"))
     shot(host, "host-guest-upload")
+
+
+def test_host_back_from_reload_and_network_loss_shows_count_and_countdown(
+    pages: Pages, quizzes: dict[str, str]
+) -> None:
+    """The host page offline while answering opens (a second window of the same host presses
+    Next), then reloaded: both times "Question 1 of 2" and a running countdown."""
+    host, pin = host_game(pages, quizzes["short"])
+    olga = join(pages, pin, "Olga")
+    host.get_by_role("button", name="Start game").click()
+    expect(host.locator("#hq-ready")).to_be_visible()
+    expect(host.locator("#hq-number")).to_contain_text(f"Question 1 of {len(SHORT_QUIZ)}")
+
+    host.context.set_offline(True)
+    expect(host.get_by_text("Connection lost. Reconnecting…")).to_be_visible()
+    remote = pages.new("host remote", phone=False, storage_state=host.context.storage_state())
+    remote.goto("/host")
+    expect(remote.locator("#hq-ready")).to_be_visible()
+    host_next(remote)
+    expect(olga.locator("#q-timer")).to_have_text(re.compile(r"^\d+$"))
+    host.context.set_offline(False)
+    expect(host.get_by_text("Connection lost. Reconnecting…")).to_be_hidden()
+    expect(host.locator("#hq-ready")).to_be_hidden()
+    expect(host.locator("#hq-number")).to_contain_text(f"Question 1 of {len(SHORT_QUIZ)}")
+    expect(host.locator("#hq-timer")).to_have_text(re.compile(r"^[1-9]\d*$"))
+    first = int(host.locator("#hq-timer").inner_text())
+    expect(host.locator("#hq-timer")).not_to_have_text(str(first))  # it counts down
+
+    host.reload()
+    expect(in_screen(host, "question")).to_be_visible()
+    expect(host.locator("#hq-number")).to_contain_text(f"Question 1 of {len(SHORT_QUIZ)}")
+    expect(host.locator("#hq-timer")).to_have_text(re.compile(r"^[1-9]\d*$"))
+    expect(host.locator("#hq-answered")).to_have_text("0 of 1 answered")
+    olga.get_by_role("button", name="True").click()
+    expect(in_screen(host, "reveal")).to_be_visible()
+    expect(host.locator("#hr-title")).to_have_text(f"Question 1 of {len(SHORT_QUIZ)}")
