@@ -9,8 +9,9 @@ from pathlib import Path
 
 import jwt
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.e2e.axe import audit_screen
 from tests.e2e.conftest import JWT_SECRET, SERVICE_KEY, Pages, QuestionSpec, db_fetch, insert_quiz
 from tests.e2e.flows import Shot, host_game, host_next, in_screen, join, open_answering, seat
 from tests.servers import ServerProcess
@@ -521,3 +522,56 @@ def test_host_back_from_reload_and_network_loss_shows_count_and_countdown(
     olga.get_by_role("button", name="True").click()
     expect(in_screen(host, "reveal")).to_be_visible()
     expect(host.locator("#hr-title")).to_have_text(f"Question 1 of {len(SHORT_QUIZ)}")
+
+
+def reopen(context: BrowserContext, pages: Pages, name: str) -> Page:
+    """The same phone (browser profile, so the same stored seat) opens /play again."""
+    page = context.new_page()
+    pages.watch(page, name)
+    page.goto("/play")
+    return page
+
+
+def test_host_sees_players_drop_and_come_back(
+    pages: Pages, quizzes: dict[str, str], shot: Shot
+) -> None:
+    host, pin = host_game(pages, quizzes["short"])
+    pia = join(pages, pin, "Pia")
+    quinn = join(pages, pin, "Quinn")
+    pia_id, quinn_id = seat(pia)["playerId"], seat(quinn)["playerId"]
+    row = host.locator(f'#player-list li[data-player-id="{quinn_id}"]')
+    expect(row).to_have_attribute("data-status", "connected")
+    expect(row.locator(".badge")).to_have_count(0)
+
+    # Lobby: Quinn's phone closes the page, then opens it again.
+    quinn.close()
+    expect(row).to_have_attribute("data-status", "disconnected")
+    expect(row.locator(".badge")).to_have_text("Disconnected")
+    audit_screen(host, "host: lobby with a disconnected player")
+    shot(host, "host-lobby-disconnected")
+    quinn = reopen(quinn.context, pages, "player Quinn again")
+    expect(in_screen(quinn, "waiting")).to_be_visible()
+    expect(row).to_have_attribute("data-status", "reconnected")
+    expect(row.locator(".badge")).to_have_text("Reconnected")
+    expect(host.locator("#player-list li")).to_have_count(2)
+    # Connection status is the host's alone: the phones show no one's.
+    expect(pia.get_by_text("Disconnected")).to_have_count(0)
+    expect(pia.get_by_text("Reconnected")).to_have_count(0)
+
+    # In the game: the summary counts who is away; the list marks them.
+    host.get_by_role("button", name="Start game").click()
+    expect(host.locator("#game-players-summary")).to_have_text("2 players · all connected")
+    pia.close()
+    expect(host.locator("#game-players-summary")).to_have_text("2 players · 1 disconnected")
+    host.locator("#game-players-summary").click()
+    game_row = host.locator(f'#game-player-list li[data-player-id="{pia_id}"]')
+    expect(game_row).to_have_attribute("data-status", "disconnected")
+    expect(game_row).to_contain_text("Disconnected")
+    audit_screen(host, "host: question with the player list open")
+    shot(host, "host-question-players")
+    pia = reopen(pia.context, pages, "player Pia again")
+    expect(pia.locator("#q-text")).to_have_text(SHORT_QUIZ[0].text)
+    expect(game_row).to_have_attribute("data-status", "reconnected")
+    expect(game_row).to_contain_text("Reconnected")
+    expect(host.locator("#game-players-summary")).to_have_text("2 players · all connected")
+    expect(quinn.get_by_text("Reconnected")).to_have_count(0)

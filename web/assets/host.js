@@ -12,7 +12,8 @@ const state = {
   game: readJSON(localStorage, HOST_KEY),
   screen: 'connecting',
   quizzes: [],
-  players: new Map(), // playerId -> name
+  players: new Map(), // playerId -> {name, status: 'connected' | 'disconnected' | 'reconnected'}
+  playersDirty: true, // the in-game list is redrawn only when a player changes
   playersCount: 0,
   locked: false,
   phase: null,
@@ -37,7 +38,7 @@ const $ = (id) => document.getElementById(id);
 
 mountLangSwitch();
 applyI18n();
-onLangChange(() => { renderQuizList(); render(); });
+onLangChange(() => { state.playersDirty = true; renderQuizList(); render(); });
 
 const conn = new Connection({ onReady, onStatus: connectionStatus(t) });
 
@@ -164,7 +165,7 @@ async function hostJoin() {
     return;
   }
   applySnapshot(res.snapshot);
-  if (state.phase === 'waiting') loadPlayers();
+  loadPlayers();
 }
 
 async function loadPlayers() {
@@ -173,12 +174,26 @@ async function loadPlayers() {
     const list = Array.isArray(data) ? data : (data.players || data.items || []);
     for (const p of list) {
       if (p.is_host || p.kicked) continue;
-      state.players.set(p.id || p.playerId, p.player_name || p.name);
+      const id = p.id || p.playerId;
+      const known = state.players.get(id);
+      const status = p.connected === false ? 'disconnected'
+        : (known && known.status === 'reconnected' ? 'reconnected' : 'connected');
+      state.players.set(id, { name: p.player_name || p.name, status });
     }
+    state.playersDirty = true;
     render();
   } catch {
     // The live events keep the list current; the initial fetch only helps after a reload.
   }
+}
+
+/** A seat's connection changed (game:player-left / -reconnected, to the host only). */
+function setPresence(playerId, status) {
+  const player = state.players.get(playerId);
+  if (!player) return;
+  player.status = status;
+  state.playersDirty = true;
+  render();
 }
 
 function applySnapshot(raw) {
@@ -203,7 +218,10 @@ function applySnapshot(raw) {
   }
   state.endsAt = s.phaseEndsAt ?? (s.timeLeftMs != null ? conn.now() + s.timeLeftMs : null);
   if (s.leaderboard) state.leaderboard = s.leaderboard;
-  for (const p of s.players || []) state.players.set(p.playerId || p.player_id || p.id, p.name || p.player_name);
+  for (const p of s.players || []) {
+    state.players.set(p.playerId || p.player_id || p.id, { name: p.name || p.player_name, status: 'connected' });
+    state.playersDirty = true;
+  }
   if (s.answerCounts) state.counts = s.answerCounts;
   if (s.answeredCount != null) state.answered = s.answeredCount;
   if (s.phase === 'podium' || s.phase === 'ended') {
@@ -217,12 +235,16 @@ function applySnapshot(raw) {
 
 const HANDLERS = {
   'game:player-joined': (d) => {
-    state.players.set(d.playerId, d.playerName || d.name);
+    state.players.set(d.playerId, { name: d.playerName || d.name, status: 'connected' });
+    state.playersDirty = true;
     if (d.playersCount != null) state.playersCount = d.playersCount;
     render();
   },
+  'game:player-left': (d) => setPresence(d.playerId, 'disconnected'),
+  'game:player-reconnected': (d) => setPresence(d.playerId, 'reconnected'),
   'game:player-kicked': (d) => {
     state.players.delete(d.player_id || d.playerId);
+    state.playersDirty = true;
     state.playersCount = Math.max(0, state.playersCount - 1);
     render();
   },
@@ -389,6 +411,8 @@ function go(screen) {
   showScreen(screen, { focus: changed });
   const playing = ['question', 'reveal', 'leaderboard'].includes(screen);
   $('host-controls').hidden = !playing;
+  $('game-players').hidden = !playing;
+  if (playing) renderGamePlayers();
 }
 
 function render() {
@@ -426,9 +450,12 @@ function renderLobby() {
   const count = Math.max(state.players.size, 0);
   $('player-count').textContent = t('host.playersCount', { n: count });
   $('no-players').hidden = count > 0;
-  $('player-list').replaceChildren(...[...state.players].map(([id, name]) => el('li', { dataset: { playerId: id } },
+  $('player-list').replaceChildren(...[...state.players].map(([id, { name, status }]) => el('li', {
+    class: status, dataset: { playerId: id, status },
+  },
     el('span', { class: 'name', text: name }),
     el('span', { class: 'row' },
+      presenceBadge(status),
       el('button', {
         type: 'button', class: 'small secondary', text: t('host.kick'),
         'aria-label': t('host.kickName', { name }),
@@ -446,6 +473,25 @@ function renderLobby() {
   $('start-button').disabled = count === 0;
   $('start-button').title = count === 0 ? t('host.needPlayers') : '';
   go('lobby');
+}
+
+function presenceBadge(status) {
+  if (status === 'connected') return null;
+  return el('span', { class: `badge ${status}`, text: t(`host.presence.${status}`) });
+}
+
+/** The players during the game, collapsed under a summary that counts the disconnected. */
+function renderGamePlayers() {
+  if (!state.playersDirty) return;
+  state.playersDirty = false;
+  const list = [...state.players];
+  const away = list.filter(([, p]) => p.status === 'disconnected').length;
+  $('game-players-summary').textContent = away
+    ? t('host.playersAway', { n: list.length, away })
+    : t('host.playersAllHere', { n: list.length });
+  $('game-player-list').replaceChildren(...list.map(([id, { name, status }]) => el('li', {
+    class: status, dataset: { playerId: id, status },
+  }, el('span', { class: 'name', text: name }), presenceBadge(status))));
 }
 
 function questionTitle() {
