@@ -1,9 +1,10 @@
 """axe-core on every screen of every page, in Japanese and English, at phone and desktop sizes.
 
-One game (a host, a phone, and a second phone that is kicked) walks through every screen; each
-screen is audited in all four combinations by switching the page's language and viewport in
-place, so the whole audit costs one game. A screen fails on any serious or critical violation
-(tests/e2e/axe.py lists them).
+One game walks through every screen: a host, a phone that plays, one that never answers (so the
+"answer received" screen stays up) and one that is kicked. Each screen is audited in all four
+combinations by switching the page's language and viewport in place, so the whole audit costs
+one game. A screen fails on any serious or critical violation (tests/e2e/axe.py lists them).
+New pages add their screens with `audit_screen(page, label)`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from playwright.sync_api import Browser, expect
 
 from tests.e2e.axe import AxeViolations, audit, audit_screen
 from tests.e2e.conftest import SERVICE_KEY, Pages, QuestionSpec, insert_quiz
-from tests.e2e.flows import host_game, host_next, in_screen, join, open_answering
+from tests.e2e.flows import host_game, host_next, in_screen, join, open_answering, seat
 from tests.servers import ServerProcess
 
 QUIZ = [
@@ -49,6 +50,7 @@ def test_every_screen_has_no_serious_violations(pages: Pages, quiz_id: str) -> N
     host, pin = host_game(pages, quiz_id)
     audit_screen(host, "host: lobby (empty)")
     aki = join(pages, pin, "Aki")
+    game_id = seat(aki)["gameId"]
     join(pages, pin, "Nao")  # never answers: Aki's answer leaves answering open
     ken = join(pages, pin, "Ken")
     expect(host.locator("#player-list li")).to_have_count(3)
@@ -122,6 +124,12 @@ def test_every_screen_has_no_serious_violations(pages: Pages, quiz_id: str) -> N
     expect(in_screen(home, "dashboard")).to_be_visible()
     expect(home.locator("#recent tbody tr").first).to_be_visible()
     audit_screen(home, "admin: dashboard")
+    home.get_by_role("link", name=f"Report of game {pin}").click()
+    expect(home.locator("table.report-players tbody tr")).to_have_count(2)
+    audit_screen(home, "report page")
+    visitor.goto(f"/report?game={game_id}")
+    expect(in_screen(visitor, "error")).to_be_visible()
+    audit_screen(visitor, "report page: no key")
 
 
 def test_the_audit_fails_on_a_bad_page(browser: Browser) -> None:

@@ -330,8 +330,17 @@ def test_landing_and_language_switch(pages: Pages, shot: Shot) -> None:
     shot(page, "player-join-ja")
 
 
-def test_admin_dashboard(pages: Pages, quizzes: dict[str, str], shot: Shot) -> None:
-    host, _ = host_game(pages, quizzes["short"])
+def test_admin_dashboard_and_report_page(pages: Pages, quizzes: dict[str, str], shot: Shot) -> None:
+    host, pin = host_game(pages, quizzes["one_seat"])
+    rin = join(pages, pin, "Rin")
+    game_id = seat(rin)["gameId"]
+    host.get_by_role("button", name="Start game").click()
+    open_answering(host, [rin], SHORT_QUIZ[0].text)
+    rin.get_by_role("button", name="True").click()
+    expect(in_screen(host, "reveal")).to_be_visible()
+    host_next(host)
+    expect(in_screen(host, "podium")).to_be_visible()
+
     admin = pages.new("admin", phone=False)
     admin.goto("/admin")
     admin.get_by_label("Service key").fill(SERVICE_KEY)
@@ -340,14 +349,53 @@ def test_admin_dashboard(pages: Pages, quizzes: dict[str, str], shot: Shot) -> N
     expect(admin.locator("#active")).to_have_text(re.compile(r"^[1-9]\d*$"))
     expect(admin.locator("#daily svg rect").first).to_be_visible()
     expect(admin.locator("#completion li").first).to_contain_text("quiz")
-    expect(admin.locator("#recent tbody tr").first).to_be_visible()
-    expect(admin.get_by_role("link", name="Report").first).to_have_attribute(
-        "href", re.compile(r"^/games/[0-9a-f-]{36}/report$")
-    )
+    row = admin.locator("#recent tbody tr", has_text=pin)
+    expect(row).to_contain_text("Finished")
     shot(admin, "admin-dashboard")
     assert admin.evaluate("sessionStorage.getItem('tuiz_service_key')") == SERVICE_KEY
     assert admin.evaluate("localStorage.getItem('tuiz_service_key')") is None
-    host.close()
+
+    # The report opens as a page, the host's report view, not as raw JSON.
+    report_link = admin.get_by_role("link", name=f"Report of game {pin}")
+    expect(report_link).to_have_attribute("href", f"/report?game={game_id}")
+    report_link.click()
+    expect(admin).to_have_url(re.compile(rf"/report\?game={game_id}$"))
+    expect(in_screen(admin, "report")).to_be_visible()
+    expect(admin.get_by_role("heading", level=1)).to_have_text("Report")
+    expect(admin.locator("#report-summary")).to_contain_text("E2E one seat")
+    expect(admin.locator("#report-summary")).to_contain_text(pin)
+    players = admin.locator("table.report-players tbody tr")
+    expect(players).to_have_count(1)
+    expect(players.first).to_contain_text("Rin")
+    expect(admin.locator("table.report-questions tbody tr").first).to_contain_text(
+        SHORT_QUIZ[0].text
+    )
+    shot(admin, "admin-report")
+    with admin.expect_download() as download:
+        admin.get_by_role("button", name="Download CSV").click()
+    assert download.value.suggested_filename == f"tuiz-{pin}.csv"
+    assert "Rin" in Path(download.value.path()).read_text(encoding="utf-8")
+    admin.get_by_role("button", name="日本語").click()
+    expect(admin.get_by_role("heading", level=1)).to_have_text("レポート")
+    expect(admin.locator("table.report-players th").nth(1)).to_have_text("参加者")
+    expect(admin.locator("#report-summary")).to_contain_text("終了")
+    shot(admin, "admin-report-ja")
+    admin.get_by_role("link", name="ダッシュボードに戻る").click()
+    expect(in_screen(admin, "dashboard")).to_be_visible()
+    expect(admin.get_by_role("heading", level=1)).to_have_text("管理")
+    expect(row).to_contain_text("終了")
+    with admin.expect_download() as download:
+        admin.get_by_role("link", name=f"ゲーム{pin}のCSV").click()
+    assert "Rin" in Path(download.value.path()).read_text(encoding="utf-8")
+
+    # The host's own device reads it with its host token; anyone else is told to use the key.
+    host.goto(f"/report?game={game_id}")
+    expect(host.locator("table.report-players tbody tr").first).to_contain_text("Rin")
+    stranger = pages.new("stranger", phone=False)
+    stranger.goto(f"/report?game={game_id}")
+    expect(in_screen(stranger, "error")).to_be_visible()
+    expect(stranger.get_by_role("alert")).to_contain_text("open it from the admin page")
+    expect(stranger.locator("table")).to_have_count(0)
 
 
 def test_game_full(pages: Pages, quizzes: dict[str, str]) -> None:

@@ -1,6 +1,7 @@
 // Admin page: the service key (sessionStorage only) unlocks connection and game statistics.
 import { applyI18n, currentLang, mountLangSwitch, onLangChange, t } from '/assets/i18n.js';
 import { api, el, showScreen } from '/assets/net.js';
+import { downloadReportCsv, statusName } from '/assets/report.js';
 
 const KEY = 'tuiz_service_key';
 const $ = (id) => document.getElementById(id);
@@ -102,27 +103,27 @@ function render() {
         el('th', { scope: 'col', text: t('host.report') }))),
       el('tbody', {}, ...games.map((g) => el('tr', {},
         el('td', { text: g.game_code ?? '' }),
-        el('td', { text: g.status ?? '' }),
+        el('td', { text: g.status ? statusName(g.status) : '' }),
         el('td', { text: g.created_at ? fmt.format(new Date(g.created_at)) : '' }),
         el('td', {},
-          reportLink(`/games/${g.id}/report`, t('admin.reportLink')), ' · ',
-          reportLink(`/games/${g.id}/report?format=csv`, t('admin.csvLink'))))))));
+          el('a', {
+            href: `/report?game=${encodeURIComponent(g.id)}`, text: t('admin.reportLink'),
+            'aria-label': t('admin.reportFor', { pin: g.game_code ?? '' }),
+          }), ' · ',
+          csvLink(g)))))));
   }
 }
 
-/** Reports are the host's and the service role's: fetched with the key, opened as a file. */
-function reportLink(href, text) {
-  const link = el('a', { href, text });
-  link.addEventListener('click', async (event) => {
-    event.preventDefault();
-    const res = await fetch(href, { headers: auth() });
-    if (!res.ok) return;
-    const url = URL.createObjectURL(await res.blob());
-    const save = el('a', { href: url, download: href.endsWith('csv') ? 'report.csv' : 'report.json' });
-    save.click();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+/** The CSV needs the key in a header, so it is fetched here and saved as a file. */
+function csvLink(game) {
+  const href = `/games/${encodeURIComponent(game.id)}/report?format=csv`;
+  return el('a', {
+    href, text: t('admin.csvLink'), 'aria-label': t('admin.csvFor', { pin: game.game_code ?? '' }),
+    onclick: (event) => {
+      event.preventDefault();
+      downloadReportCsv(game.id, auth(), `tuiz-${game.game_code || game.id}.csv`).catch(() => {});
+    },
   });
-  return link;
 }
 
 function dailyChart(daily) {

@@ -5,6 +5,7 @@ import {
   Connection, SHAPES, api, connectionStatus, countdown, el, normBoard, normSnapshot, readJSON,
   sessionAuth, showScreen, writeJSON,
 } from '/assets/net.js';
+import { downloadReportCsv, reportTables } from '/assets/report.js';
 
 const HOST_KEY = 'tuiz_host_game'; // {gameId, hostToken, pin}
 
@@ -388,19 +389,12 @@ async function loadReport() {
 }
 
 async function downloadCsv() {
-  const res = await fetch(`/games/${state.game.gameId}/report?format=csv`, { headers: reportHeaders() });
-  if (!res.ok) {
-    state.reportError = res.statusText;
+  try {
+    await downloadReportCsv(state.game.gameId, reportHeaders(), `tuiz-${state.game.pin || state.game.gameId}.csv`);
+  } catch (err) {
+    state.reportError = err.message;
     renderReport();
-    return;
   }
-  const blob = await res.blob();
-  const url = URL.createObjectURL(blob);
-  const a = el('a', { href: url, download: `tuiz-${state.game.pin || state.game.gameId}.csv` });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 // -- rendering ----------------------------------------------------------------------------
@@ -604,30 +598,7 @@ function renderReport() {
     box.replaceChildren(el('p', { class: 'message error', text: t('host.reportFailed', { message: state.reportError }) }));
     return;
   }
-  const r = state.report;
-  if (!r) { box.replaceChildren(); return; }
-  const players = r.players || r.leaderboard || [];
-  const head = el('tr', {}, ...['report.rank', 'report.player', 'report.score', 'report.correct']
-    .map((k) => el('th', { scope: 'col', text: t(k) })));
-  const rows = players.map((p) => el('tr', {},
-    el('td', { text: String(p.rank ?? '') }),
-    el('td', { text: p.name ?? p.player_name ?? '' }),
-    el('td', { text: String(p.score ?? '') }),
-    el('td', { text: String(p.correct ?? p.correct_answers ?? p.correct_count ?? '') })));
-  const table = el('table', {}, el('caption', { class: 'visually-hidden', text: t('host.report') }),
-    el('thead', {}, head), el('tbody', {}, ...rows));
-  const questions = r.questions || [];
-  const qHead = el('tr', {}, ...['report.question', 'report.answered', 'report.correctRate']
-    .map((k) => el('th', { scope: 'col', text: t(k) })));
-  const qRows = questions.map((q, i) => el('tr', {},
-    el('td', { text: `${i + 1}. ${q.text ?? q.question_text ?? ''}` }),
-    el('td', { text: String(q.answered ?? q.answers ?? '') }),
-    el('td', { text: q.correct_rate == null ? '–' : `${Math.round(q.correct_rate * 100)}%` })));
-  const parts = [table];
-  if (questions.length) {
-    parts.push(el('table', { style: 'margin-top:1rem' }, el('thead', {}, qHead), el('tbody', {}, ...qRows)));
-  }
-  box.replaceChildren(...parts);
+  box.replaceChildren(...(state.report ? reportTables(state.report) : []));
 }
 
 if (!state.game) {
