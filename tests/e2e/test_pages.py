@@ -327,6 +327,7 @@ def test_landing_and_language_switch(pages: Pages, shot: Shot) -> None:
     page.get_by_role("button", name="日本語").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("ゲームに参加する")
     expect(page.get_by_label("ニックネーム")).to_be_visible()
+    expect(page).to_have_title("ゲームに参加する · tuiz")
     shot(page, "player-join-ja")
 
 
@@ -362,6 +363,7 @@ def test_admin_dashboard_and_report_page(pages: Pages, quizzes: dict[str, str], 
     expect(admin).to_have_url(re.compile(rf"/report\?game={game_id}$"))
     expect(in_screen(admin, "report")).to_be_visible()
     expect(admin.get_by_role("heading", level=1)).to_have_text("Report")
+    expect(admin).to_have_title("Report · tuiz")
     expect(admin.locator("#report-summary")).to_contain_text("E2E one seat")
     expect(admin.locator("#report-summary")).to_contain_text(pin)
     players = admin.locator("table.report-players tbody tr")

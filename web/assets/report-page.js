@@ -29,7 +29,6 @@ function credentials() {
 }
 
 function render() {
-  document.title = `tuiz — ${t('host.report')}`;
   if (failure) {
     $('report-error').textContent = t(...failure);
     show('error');
