@@ -41,6 +41,9 @@ def test_every_screen_has_no_serious_violations(pages: Pages, quiz_id: str) -> N
     home.goto("/admin")
     expect(in_screen(home, "key")).to_be_visible()
     audit_screen(home, "admin: key")
+    home.goto("/host")
+    expect(home.locator(f'#quiz-select option[value="{quiz_id}"]')).to_have_count(1)
+    audit_screen(home, "host: setup")
 
     visitor = pages.new("visitor")
     visitor.goto("/play")
