@@ -349,7 +349,7 @@ def test_admin_dashboard_and_report_page(pages: Pages, quizzes: dict[str, str], 
     expect(in_screen(admin, "dashboard")).to_be_visible()
     expect(admin.locator("#active")).to_have_text(re.compile(r"^[1-9]\d*$"))
     expect(admin.locator("#daily svg rect").first).to_be_visible()
-    expect(admin.locator("#completion li").first).to_contain_text("quiz")
+    expect(admin.locator("#completion li").first).to_contain_text("Quiz: ")
     row = admin.locator("#recent tbody tr", has_text=pin)
     expect(row).to_contain_text("Finished")
     shot(admin, "admin-dashboard")
@@ -386,6 +386,8 @@ def test_admin_dashboard_and_report_page(pages: Pages, quizzes: dict[str, str], 
     expect(in_screen(admin, "dashboard")).to_be_visible()
     expect(admin.get_by_role("heading", level=1)).to_have_text("管理")
     expect(row).to_contain_text("終了")
+    expect(admin.locator("#completion li").first).to_contain_text("クイズ：")
+    shot(admin, "admin-dashboard-ja")
     with admin.expect_download() as download:
         admin.get_by_role("link", name=f"ゲーム{pin}のCSV").click()
     assert "Rin" in Path(download.value.path()).read_text(encoding="utf-8")

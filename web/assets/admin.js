@@ -1,7 +1,7 @@
 // Admin page: the service key (sessionStorage only) unlocks connection and game statistics.
-import { applyI18n, currentLang, mountLangSwitch, onLangChange, t } from '/assets/i18n.js';
+import { applyI18n, currentLang, mountLangSwitch, onLangChange, t, tValue } from '/assets/i18n.js';
 import { api, el, showScreen } from '/assets/net.js';
-import { downloadReportCsv, statusName } from '/assets/report.js';
+import { downloadReportCsv } from '/assets/report.js';
 
 const KEY = 'tuiz_service_key';
 const $ = (id) => document.getElementById(id);
@@ -84,7 +84,7 @@ function render() {
   $('completion').replaceChildren(data.completionError ? unavailable(data.completionError)
     : el('ul', {}, ...rows.map((r) => el('li', {
       text: t('admin.completionRow', {
-        type: r.game_type ?? 'quiz', completed: r.completed_games ?? 0, total: r.total_games ?? 0,
+        type: tValue('gameType', r.game_type ?? 'quiz'), completed: r.completed_games ?? 0, total: r.total_games ?? 0,
         rate: r.completion_rate ?? 0,
       }),
     }))));
@@ -103,7 +103,7 @@ function render() {
         el('th', { scope: 'col', text: t('host.report') }))),
       el('tbody', {}, ...games.map((g) => el('tr', {},
         el('td', { text: g.game_code ?? '' }),
-        el('td', { text: g.status ? statusName(g.status) : '' }),
+        el('td', { text: g.status ? tValue('status', g.status) : '' }),
         el('td', { text: g.created_at ? fmt.format(new Date(g.created_at)) : '' }),
         el('td', {},
           el('a', {

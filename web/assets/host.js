@@ -169,7 +169,12 @@ async function hostJoin() {
   loadPlayers();
 }
 
+// Players whose connection a live event reported while the list was being fetched: the
+// event is newer than the fetched status.
+let presenceSince = null;
+
 async function loadPlayers() {
+  presenceSince = new Map(); // playerId -> status
   try {
     const data = await api('GET', `/games/${state.game.gameId}/players?limit=500`);
     const list = Array.isArray(data) ? data : (data.players || data.items || []);
@@ -177,19 +182,23 @@ async function loadPlayers() {
       if (p.is_host || p.kicked) continue;
       const id = p.id || p.playerId;
       const known = state.players.get(id);
-      const status = p.connected === false ? 'disconnected'
-        : (known && known.status === 'reconnected' ? 'reconnected' : 'connected');
+      const status = presenceSince.get(id)
+        || (known && known.status === 'reconnected' ? 'reconnected'
+          : (p.connected === false ? 'disconnected' : 'connected'));
       state.players.set(id, { name: p.player_name || p.name, status });
     }
     state.playersDirty = true;
     render();
   } catch {
     // The live events keep the list current; the initial fetch only helps after a reload.
+  } finally {
+    presenceSince = null;
   }
 }
 
 /** A seat's connection changed (game:player-left / -reconnected, to the host only). */
 function setPresence(playerId, status) {
+  if (presenceSince) presenceSince.set(playerId, status);
   const player = state.players.get(playerId);
   if (!player) return;
   player.status = status;

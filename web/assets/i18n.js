@@ -94,6 +94,7 @@ const STRINGS = {
     'report.toAdmin': 'Open the admin page',
     'report.noGame': 'This link names no game.',
     'report.needKey': 'This report is for the host and the admin: open it from the admin page with the service key.',
+    'gameType.quiz': 'Quiz',
     'status.waiting': 'Waiting',
     'status.active': 'Playing',
     'status.paused': 'Paused',
@@ -269,6 +270,7 @@ const STRINGS = {
     'report.toAdmin': '管理ページを開く',
     'report.noGame': 'このリンクにはゲームが指定されていません。',
     'report.needKey': 'このレポートは主催者と管理者のものです。管理ページからサービスキーで開いてください。',
+    'gameType.quiz': 'クイズ',
     'status.waiting': '待機中',
     'status.active': 'プレイ中',
     'status.paused': '一時停止中',
@@ -377,6 +379,12 @@ export function t(key, vars = {}) {
   const table = STRINGS[lang] || STRINGS.en;
   const text = table[key] ?? STRINGS.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
+}
+
+/** A value the server names (a status, a game type) in words when a key exists for it. */
+export function tValue(prefix, value) {
+  const key = `${prefix}.${value}`;
+  return t(key) === key ? String(value) : t(key);
 }
 
 export function applyI18n(root = document) {

@@ -1,9 +1,9 @@
 // /report?game=<id>: a game's report as the host sees it at the end, with CSV download. Read
 // with the admin's service key (this tab's sessionStorage) or, on the host's own device, with
 // the host token the host page stored.
-import { applyI18n, currentLang, mountLangSwitch, onLangChange, t } from '/assets/i18n.js';
+import { applyI18n, currentLang, mountLangSwitch, onLangChange, t, tValue } from '/assets/i18n.js';
 import { api, deviceId, readJSON, showScreen } from '/assets/net.js';
-import { downloadReportCsv, reportTables, statusName } from '/assets/report.js';
+import { downloadReportCsv, reportTables } from '/assets/report.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const $ = (id) => document.getElementById(id);
@@ -40,7 +40,7 @@ function render() {
     ? new Intl.DateTimeFormat(currentLang(), { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(g.created_at))
     : '';
   $('report-summary').textContent = [g.quiz_title, g.game_code && `${t('host.pin')} ${g.game_code}`,
-    created, g.status && statusName(g.status)].filter(Boolean).join(' · ');
+    created, g.status && tValue('status', g.status)].filter(Boolean).join(' · ');
   $('report').replaceChildren(...reportTables(report));
   show('report');
 }

@@ -29,12 +29,6 @@ export function reportTables(report) {
   return tables;
 }
 
-/** A game status (waiting, active, paused, finished) in the page's language. */
-export function statusName(status) {
-  const key = `status.${status}`;
-  return t(key) === key ? String(status) : t(key);
-}
-
 /**
  * Saves the report as CSV (GET /games/{id}/report?format=csv with the caller's headers) under
  * `filename`; throws an Error with the server's status text when refused.
