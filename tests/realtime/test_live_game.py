@@ -417,3 +417,38 @@ async def test_answers_at_the_deadline_edge(
     assert closed["questionId"] == qid
     too_late = await late.answer(qid, choiceIds=[choice])
     assert too_late["ok"] is False and too_late["error"] == "TOO_LATE"
+
+
+async def test_only_the_host_hears_who_dropped_and_came_back(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    """The host page marks players Disconnected/Reconnected from these events; players never
+    receive them, and they carry the seat's id, never its device id."""
+    host, (alice, bob), game = await _setup(server, db_url, closing, 2)
+    await bob.client.close()
+    left = await host.client.expect("game:player-left")
+    assert left["playerId"] == bob.player_id and left["gameId"] == game["id"]
+    assert bob.device_id not in repr(left)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        rows = (await http.get(f"/games/{game['id']}/players")).json()["players"]
+    assert {r["id"]: r["connected"] for r in rows} == {alice.player_id: True, bob.player_id: False}
+    assert all("device_id" not in r for r in rows)
+
+    again = await Recorder(server.url).connect()
+    closing.append(again)
+    await again.register(bob.device_id)
+    rejoined = await again.sio.call(
+        "game:rejoin",
+        {"gameId": game["id"], "playerId": bob.player_id, "resumeToken": bob.ack["resumeToken"]},
+        timeout=10,
+    )
+    assert rejoined["ok"], rejoined
+    back = await host.client.expect("game:player-reconnected")
+    assert back["playerId"] == bob.player_id and bob.device_id not in repr(back)
+
+    # A room event after both: the players have it, and neither presence event before it.
+    assert (await host.command("game:lock", locked=True))["ok"]
+    for client in (alice.client, again):
+        await client.expect("game:room-locked")
+        assert client.pending("game:player-left") == 0
+        assert client.pending("game:player-reconnected") == 0
