@@ -138,7 +138,7 @@ def _columns(header: Sequence[str]) -> dict[str, int] | None:
             found.setdefault("question", index)
         elif name.startswith("time limit"):
             found.setdefault("time", index)
-        elif name.startswith("correct answer"):
+        elif name.startswith("correct"):
             found.setdefault("correct", index)
     needed = {"question", "answer1", "answer2", "time", "correct"}
     return found if needed <= found.keys() else None
