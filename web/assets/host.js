@@ -1,6 +1,7 @@
 // Host page: choose or upload a quiz, create a game, run the lobby and the game, see the report.
 import qrcode from '/vendor/qrcode.mjs';
 import { applyI18n, mountLangSwitch, onLangChange, t } from '/assets/i18n.js';
+import { choiceImage, placeQuestionImage } from '/assets/media.js';
 import {
   Connection, SHAPES, api, connectionStatus, countdown, el, normBoard, normSnapshot, readJSON,
   sessionAuth, showScreen, writeJSON,
@@ -458,6 +459,7 @@ function renderQuestion() {
   if (!q) return;
   $('hq-number').textContent = `${questionTitle()} · ${t(`type.${q.type}`)}`;
   $('hq-text').textContent = q.text;
+  placeQuestionImage($('hq-text'), q.image_url, t('media.questionImage'));
   $('hq-paused').hidden = !state.paused;
   const timer = $('hq-timer');
   if (state.endsAt && !state.paused) {
@@ -473,7 +475,8 @@ function renderQuestion() {
   $('hq-choices').replaceChildren(...(q.choices || []).map((c, i) => {
     const shape = SHAPES[i % SHAPES.length];
     return el('li', { class: `choice button ${shape.cls}` },
-      el('span', { class: 'shape', 'aria-hidden': 'true', text: shape.glyph }), el('span', { text: c.text }));
+      el('span', { class: 'shape', 'aria-hidden': 'true', text: shape.glyph }), el('span', { text: c.text }),
+      choiceImage(c.image_url));
   }));
   const total = state.total || state.playersCount || state.players.size;
   const answered = $('hq-answered');

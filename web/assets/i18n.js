@@ -155,6 +155,7 @@ const STRINGS = {
     'type.type_answer': 'Type the answer',
     'type.poll': 'Poll',
     'seconds': '{n} s',
+    'media.questionImage': 'Question image',
   },
   ja: {
     'app.name': 'tuiz',
@@ -308,6 +309,7 @@ const STRINGS = {
     'type.type_answer': '記述式',
     'type.poll': 'アンケート',
     'seconds': '{n}秒',
+    'media.questionImage': '問題の画像',
   },
 };
 
@@ -382,4 +384,9 @@ export function mountLangSwitch(container = document.getElementById('lang-switch
   };
   sync();
   onLangChange(sync);
+}
+
+/** More strings for a page's own module ({en: {...}, ja: {...}}); call before applyI18n(). */
+export function addStrings(extra) {
+  for (const [code, table] of Object.entries(extra)) Object.assign(STRINGS[code] ||= {}, table);
 }

@@ -1,4 +1,5 @@
-"""The host, player and admin pages: static files under `web/`, browser libraries from npm.
+"""tuiz's pages (host, player, admin, quiz editor, account): static files under `web/`,
+browser libraries from npm.
 
 The pages are plain HTML, CSS and ES modules (no build step). Two third-party browser modules
 come from `node_modules/` (installed by `npm ci`, which `make run` and `make test` run) and are
@@ -31,6 +32,8 @@ PAGES: dict[str, str] = {
     "/host": "host.html",
     "/play": "play.html",
     "/admin": "admin.html",
+    "/editor": "editor.html",
+    "/account": "account.html",
 }
 
 router = APIRouter(include_in_schema=False)
