@@ -42,7 +42,7 @@ def png(path: Path, width: int, height: int, rgb: tuple[int, int, int]) -> Path:
     return path
 
 
-def sign_up(pages: Pages, name: str) -> Page:
+def sign_up(pages: Pages, name: str, shot: Shot | None = None) -> Page:
     """A new account made on /account; the page lands on the editor's library."""
     page = pages.new(f"editor {name}", phone=False)
     page.goto("/account?next=/editor")
@@ -50,6 +50,8 @@ def sign_up(pages: Pages, name: str) -> Page:
     form.get_by_label("Display name (optional)").fill(name)
     form.get_by_label("E-mail").fill(f"{name.lower()}-{next(_accounts)}@example.test")
     form.get_by_label("Password").fill(PASSWORD)
+    if shot:
+        shot(page, "editor-00-account")
     form.get_by_role("button", name="Create an account").click()
     expect(page).to_have_url(re.compile(r"/editor$"))
     expect(page.locator("#who")).to_contain_text(f"Signed in as {name}")
@@ -103,7 +105,6 @@ def test_signed_in_editor_builds_a_quiz_with_images_and_plays_it_to_the_podium(
     pages: Pages, module_db_url: str, tmp_path: Path, shot: Shot
 ) -> None:
     editor = sign_up(pages, "Hana")
-    shot(editor, "editor-01-library")
     editor.get_by_role("button", name="New quiz").click()
     expect(in_screen(editor, "edit")).to_be_visible()
     editor.get_by_label("Title", exact=True).fill("Editor planets")
@@ -358,8 +359,8 @@ def test_sample_spreadsheet_imports_and_exports_in_the_browser(
     assert text.splitlines()[2] == '2,Which of these are mammals?,Whale,Shark,Bat,Trout,30,"1,3"'
 
 
-def test_library_edits_duplicates_and_deletes(pages: Pages, module_db_url: str) -> None:
-    editor = sign_up(pages, "Ren")
+def test_library_edits_duplicates_and_deletes(pages: Pages, module_db_url: str, shot: Shot) -> None:
+    editor = sign_up(pages, "Ren", shot)
     editor.get_by_role("button", name="New quiz").click()
     editor.get_by_label("Title", exact=True).fill("Ren's quiz")
     q1 = card(editor, 1)
@@ -373,6 +374,7 @@ def test_library_edits_duplicates_and_deletes(pages: Pages, module_db_url: str) 
 
     editor.get_by_role("button", name="Duplicate Ren's quiz").click()
     expect(items).to_have_count(2)
+    shot(editor, "editor-01-library")
     editor.get_by_role("button", name="Edit Ren's quiz").first.click()
     expect(card(editor, 1).get_by_label("Answer 4", exact=True)).to_have_value("5")
     editor.get_by_role("button", name="Back to the list").click()
@@ -386,3 +388,18 @@ def test_library_edits_duplicates_and_deletes(pages: Pages, module_db_url: str) 
         "Ren's quiz",
     )
     assert live[0]["n"] == 1
+
+
+def test_editor_and_account_pages_in_japanese(pages: Pages, shot: Shot) -> None:
+    page = pages.new("editor ja", locale="ja-JP")
+    page.goto("/editor")
+    expect(page.get_by_role("heading", level=1)).to_have_text("クイズエディター")
+    page.get_by_role("button", name="新しいクイズ").click()
+    q1 = card(page, 1)
+    expect(q1.get_by_label("問題文")).to_be_visible()
+    q1.get_by_label("形式").select_option(label="○×")
+    expect(q1.get_by_label("選択肢1", exact=True)).to_have_value("○")
+    shot(page, "editor-08-phone-ja")
+    page.goto("/account")
+    expect(page.get_by_role("heading", level=1)).to_have_text("アカウント")
+    expect(page.locator("#signup-form").get_by_role("button")).to_have_text("アカウントを作成")
