@@ -113,6 +113,12 @@ def test_header_only_has_no_questions() -> None:
     assert refused(as_csv(HEADER)).message == "file: no question rows below the header"
 
 
+def test_openpyxl_parses_through_defusedxml() -> None:
+    import openpyxl.xml
+
+    assert openpyxl.xml.DEFUSEDXML  # entity expansion and external entities refused
+
+
 def test_zip_bomb_and_damaged_workbooks_are_refused() -> None:
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:

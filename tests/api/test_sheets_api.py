@@ -122,3 +122,22 @@ def test_export_refuses_an_invalid_document_by_field(client: httpx.Client) -> No
     res = client.post("/quiz-sheets/export", json={"title": "", "questions": []})
     assert res.status_code == 422
     assert res.json()["details"]["errors"][0]["loc"][-1] == "title"
+
+
+def test_conversions_are_rate_limited_per_address(
+    module_db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    limits = {"TUIZ_CREATE_LIMIT_PER_MIN": "1", "TUIZ_CREATE_LIMIT_BURST": "2"}
+    with (
+        run_server(module_db_url, tmp_path_factory.mktemp("sheets-limit"), **limits) as s,
+        httpx.Client(base_url=s.url, timeout=10) as c,
+    ):
+        data = (FIXTURES / "kahoot-template-sample.csv").read_bytes()
+        assert upload(c, "a.csv", data).status_code == 200
+        assert (
+            c.post("/quiz-sheets/export", json=upload(c, "a.csv", data).json()).status_code == 429
+        )
+        refused = upload(c, "a.csv", data)
+        assert refused.status_code == 429
+        assert refused.json()["error"] == "RATE_LIMITED"
+        assert c.post("/games", json={}).status_code != 429  # new games are counted apart

@@ -5,7 +5,8 @@ loads the imported document, and the user saves it (signed in) or plays it (gues
 `POST /quiz-sheets/import` (multipart field `file`, xlsx or CSV, at most
 `tuiz.sheets.MAX_SHEET_BYTES`) answers the version-1 document; a bad file is a 422 whose
 message and `details.errors[].loc` name the row and column. `POST /quiz-sheets/export?format=`
-takes a version-1 document and answers the xlsx or CSV file.
+takes a version-1 document and answers the xlsx or CSV file. Both count against a per-address
+rate (TUIZ_CREATE_LIMIT_PER_MIN / _BURST, like new games; 429 RATE_LIMITED beyond it).
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from tuiz import sheets
+from tuiz.api.deps import limit_conversions
 from tuiz.api.uploads import multipart_body, read_upload
 from tuiz.store.quizzes import QuizContent
 
-router = APIRouter(tags=["quiz sheets"])
+router = APIRouter(tags=["quiz sheets"], dependencies=[Depends(limit_conversions)])
 
 MEDIA = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
