@@ -18,7 +18,7 @@ def client() -> TestClient:
     return TestClient(app)
 
 
-@pytest.mark.parametrize("path", ["/", "/host", "/play", "/admin"])
+@pytest.mark.parametrize("path", ["/", "/host", "/play", "/admin", "/editor", "/account"])
 def test_pages_are_html(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200
