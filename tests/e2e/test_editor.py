@@ -275,7 +275,9 @@ def test_signed_in_editor_builds_a_quiz_with_images_and_plays_it_to_the_podium(
 
 def test_guest_makes_a_quiz_downloads_it_and_hosts_it(pages: Pages, shot: Shot) -> None:
     editor = pages.new("guest editor", phone=False)
-    editor.goto("/editor")
+    editor.goto("/")
+    editor.get_by_role("link", name="Make a quiz").click()
+    expect(editor).to_have_url(re.compile(r"/editor$"))
     expect(editor.locator("#who")).to_contain_text("You are not signed in")
     editor.get_by_role("button", name="New quiz").click()
     expect(editor.get_by_role("button", name="Save", exact=True)).to_be_hidden()

@@ -1,8 +1,6 @@
 // Japanese and English text of the quiz editor and the account page (added with addStrings).
 export const EDITOR_STRINGS = {
   en: {
-    'landing.editor': 'Make a quiz',
-    'landing.account': 'Sign in or create an account',
     'account.title': 'Your account',
     'account.lead': 'With an account, your quizzes and their images are saved on this server. Without one you can still make a quiz, download it and host it.',
     'account.signIn': 'Sign in',
@@ -85,8 +83,6 @@ export const EDITOR_STRINGS = {
     'editor.downloaded': '{name} downloaded.',
   },
   ja: {
-    'landing.editor': 'クイズを作る',
-    'landing.account': 'ログイン・アカウント作成',
     'account.title': 'アカウント',
     'account.lead': 'アカウントがあると、クイズと画像がこのサーバーに保存されます。アカウントがなくても、クイズを作ってダウンロードしたり、ゲームを開いたりできます。',
     'account.signIn': 'ログイン',
