@@ -291,6 +291,9 @@ def test_guest_makes_a_quiz_downloads_it_and_hosts_it(pages: Pages, shot: Shot) 
     q1.get_by_role("button", name="Remove answer 3").click()
     editor.reload()  # the draft stays in this browser
     expect(card(editor, 1).get_by_label("Answer 2", exact=True)).to_have_value("Red")
+    editor.get_by_role("button", name="Back to the list").click()
+    editor.get_by_role("button", name="Continue editing “Guest colours”").click()
+    expect(card(editor, 1).get_by_label("Answer 1", exact=True)).to_have_value("Green")
     shot(editor, "editor-06-guest")
 
     with editor.expect_download() as download:

@@ -100,6 +100,12 @@ function remember() {
 // -- library -------------------------------------------------------------------------------
 
 function renderWho() {
+  const draft = readJSON(localStorage, DRAFT_KEY);
+  const resume = $('continue-draft');
+  resume.hidden = !(draft && draft.doc);
+  if (!resume.hidden) {
+    resume.textContent = t('editor.continue', { title: draft.doc.title || t('editor.untitled') });
+  }
   const who = $('who');
   const link = $('account-link');
   if (state.user) {
@@ -238,10 +244,13 @@ function edit(doc, quizId) {
 
 $('quiz-title').addEventListener('input', (e) => { state.doc.title = e.target.value; remember(); });
 $('quiz-description').addEventListener('input', (e) => { state.doc.description = e.target.value; remember(); });
-$('back-button').addEventListener('click', () => {
-  writeJSON(localStorage, DRAFT_KEY, null);
+$('back-button').addEventListener('click', () => { // the draft stays: "Continue" reopens it
   showScreen('library');
   loadLibrary();
+});
+$('continue-draft').addEventListener('click', () => {
+  const draft = readJSON(localStorage, DRAFT_KEY);
+  if (draft && draft.doc) edit(draft.doc, state.user ? draft.quizId : null);
 });
 $('add-question').addEventListener('click', () => {
   if (state.doc.questions.length >= MAX_QUESTIONS) return;
