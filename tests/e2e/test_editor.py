@@ -206,7 +206,7 @@ def test_signed_in_editor_builds_a_quiz_with_images_and_plays_it_to_the_podium(
 
     open_answering(host, players, "Which planet is red?")
     for screen in (host, *players):
-        image = screen.locator(".q-image")
+        image = in_screen(screen, "question").locator(".q-image")
         expect(image).to_be_visible()
         assert image_loaded(image)
         choice_images = screen.locator(".choice .choice-image")
@@ -222,6 +222,7 @@ def test_signed_in_editor_builds_a_quiz_with_images_and_plays_it_to_the_podium(
     ben.get_by_role("button", name="Venus").click()
     chika.get_by_role("button", name="Mars").click()
     expect(host.locator("#hr-chart .bar-row.correct")).to_contain_text("Mars")
+    expect(in_screen(host, "reveal").locator(".q-image")).to_be_visible()
     expect(aki.locator("#result-headline")).to_have_text("Correct!")
     host_next(host)
     expect(host.locator("#hr-expl-text")).to_have_text("Rust in its soil makes Mars red.")
@@ -230,7 +231,7 @@ def test_signed_in_editor_builds_a_quiz_with_images_and_plays_it_to_the_podium(
     host_next(host)
 
     open_answering(host, players, "The Sun is a star.")
-    expect(host.locator(".q-image")).to_have_count(0)  # no image: none left from Q1
+    expect(in_screen(host, "question").locator(".q-image")).to_have_count(0)  # none left
     for p in players:
         p.get_by_role("button", name="True", exact=True).click()
     expect(in_screen(host, "reveal")).to_be_visible()

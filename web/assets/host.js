@@ -490,6 +490,7 @@ function renderReveal() {
   if (!q) return;
   $('hr-title').textContent = questionTitle();
   $('hr-text').textContent = q.text;
+  placeQuestionImage($('hr-text'), q.image_url, t('media.questionImage'));
   const correct = new Set((state.reveal && state.reveal.correctChoiceIds)
     || (q.choices || []).filter((c) => c.is_correct).map((c) => c.id));
   const counts = state.counts || {};
