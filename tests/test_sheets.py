@@ -60,6 +60,24 @@ def test_export_then_import_gives_the_same_quiz(kind: sheets.Format) -> None:
         assert cell.data_type == "s"
 
 
+def test_japanese_header_and_full_width_numbers() -> None:
+    header = [
+        "",
+        "問題（最大120文字）",
+        "回答１",
+        "回答２",
+        "回答３",
+        "回答４",
+        "制限時間（秒）",
+        "正解",
+    ]
+    data = as_csv(["クイズ"], header, [1, "日本の首都は？", "大阪", "東京", "", "", 20, "２"])
+    doc = sheets.read_quiz(data, "q.csv", "日本")
+    (question,) = doc["questions"]
+    assert question["question_text"] == "日本の首都は？"
+    assert [a["answer_text"] for a in question["answers"] if a["is_correct"]] == ["東京"]
+
+
 def test_too_big_is_refused_unread() -> None:
     err = refused(b"x" * (sheets.MAX_SHEET_BYTES + 1))
     assert err.code is ErrorCode.PAYLOAD_TOO_LARGE

@@ -3,9 +3,10 @@
 The layout: a header row with "Question", "Answer 1" .. "Answer 4", "Time limit (sec)" and
 "Correct answer(s)" (numbers such as `2` or `1,3`), one question per row below it. Rows
 above the header (the template's instructions) and a leading number column are ignored; the
-header is found by its words, so columns may be anywhere. Optional "Answer 5"/"Answer 6"
-columns are read too (tuiz allows six choices). One correct number makes a multiple_choice
-question, several a multi_select; answers exactly True/False make a true_false question.
+header is found by its words (English or Japanese), so columns may be anywhere. Optional
+"Answer 5"/"Answer 6" columns are read too (tuiz allows six choices). One correct number
+makes a multiple_choice question, several a multi_select; answers exactly True/False make a
+true_false question.
 
 Every input is bounded before any parsing: the file's size (`MAX_SHEET_BYTES`), the xlsx
 archive's unpacked size and member count (a zip bomb is refused unread), the rows scanned and
@@ -22,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 import zipfile
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -127,18 +129,19 @@ def _csv_rows(data: bytes) -> Iterator[list[str]]:
 
 
 def _columns(header: Sequence[str]) -> dict[str, int] | None:
-    """Column index per role when `header` is the template's header row, else None."""
+    """Column index per role when `header` is the template's header row, else None.
+    English header words, or the Japanese ones (問題, 回答1/選択肢1, 制限時間, 正解)."""
     found: dict[str, int] = {}
     for index, raw in enumerate(header):
-        name = raw.casefold()
-        answer = re.match(r"^answer\s*(\d)\b", name)
+        name = unicodedata.normalize("NFKC", raw).casefold()
+        answer = re.match(r"^(?:answer|回答|選択肢|答え)\s*(\d)(?!\d)", name)
         if answer and 1 <= int(answer.group(1)) <= MAX_CHOICES:
             found.setdefault(f"answer{answer.group(1)}", index)
-        elif name.startswith("question"):
+        elif name.startswith(("question", "問題", "質問")):
             found.setdefault("question", index)
-        elif name.startswith("time limit"):
+        elif name.startswith(("time limit", "制限時間")):
             found.setdefault("time", index)
-        elif name.startswith("correct"):
+        elif name.startswith(("correct", "正解")):
             found.setdefault("correct", index)
     needed = {"question", "answer1", "answer2", "time", "correct"}
     return found if needed <= found.keys() else None
@@ -238,8 +241,8 @@ def read_quiz(data: bytes, filename: str | None, title: str | None = None) -> di
             if cols is None and number >= MAX_HEADER_ROW:
                 break
             continue
-        if not any(cells):
-            continue
+        if not any(cells[i] for i in cols.values() if i < len(cells)):
+            continue  # blank, or only the template's row number
         if len(questions) >= MAX_QUESTIONS:
             raise _refuse(f"row {number}: a quiz has at most {MAX_QUESTIONS} questions", number)
         questions.append(_question(cells, cols, number))
