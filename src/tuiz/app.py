@@ -24,6 +24,7 @@ from tuiz.api import games as api_games
 from tuiz.api import library as api_library
 from tuiz.api import ops
 from tuiz.api import quizzes as api_quizzes
+from tuiz.api import sheets as api_sheets
 from tuiz.api import uploads as api_uploads
 from tuiz.api.targets import RefuseInvalidTargets
 from tuiz.body_limit import BodyLimit, PathLimit
@@ -40,6 +41,7 @@ from tuiz.realtime.fastemit import FastEmitManager
 from tuiz.realtime.game_sockets import GameSockets, SocketPublisher
 from tuiz.realtime.server import Realtime
 from tuiz.realtime.socketio_server import TuizSocketIOServer
+from tuiz.sheets import MAX_SHEET_BYTES
 from tuiz.store import migrations
 from tuiz.store.connections import ConnectionStore
 from tuiz.store.connections_memory import MemoryConnectionStore
@@ -234,6 +236,7 @@ def create_app(settings: Settings | None = None) -> Any:
     api.include_router(api_editor.router)  # its /quiz/*
     api.include_router(api_library.router)  # its /quiz-library/*, /api/quizzes/*
     api.include_router(api_uploads.router)  # its /upload/*, and /uploads/ for every image
+    api.include_router(api_sheets.router)  # /quiz-sheets/*: Kahoot-layout xlsx/CSV both ways
     pages.install(api)  # /, /host, /play, /admin, /assets/, /vendor/
 
     redis_url = ctx.settings.redis_url
@@ -275,6 +278,7 @@ def create_app(settings: Settings | None = None) -> Any:
             # images: TUIZ_MAX_UPLOAD_BYTES (read_image answers the same 413 itself)
             PathLimit("/upload/", upload_limit),
             PathLimit("/profile/avatar/", upload_limit),
+            PathLimit("/quiz-sheets/import", MAX_SHEET_BYTES + api_uploads.MULTIPART_SLACK),
         ],
     )
     _observe_bounds(ctx, sio, bodies)

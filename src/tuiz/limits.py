@@ -157,6 +157,8 @@ class AbuseLimits:
         self.pin_misses = KeyedBuckets(s.pin_miss_limit_per_min, s.pin_miss_limit_burst)
         self.joins = KeyedBuckets(s.join_limit_per_min, s.join_limit_burst)
         self.creations = KeyedBuckets(s.create_limit_per_min, s.create_limit_burst)
+        # spreadsheet conversions (anyone may run them, each parses up to 1 MB): same rate
+        self.conversions = KeyedBuckets(s.create_limit_per_min, s.create_limit_burst)
 
     def pin_lookup(self, address: str | None) -> PinLookup:
         """Let a PIN lookup through, or RATE_LIMITED. An address out of failed lookups is
@@ -176,3 +178,7 @@ class AbuseLimits:
     def create_game(self, address: str | None) -> None:
         if not self.creations.take(limit_key(address)):
             raise _refused("new games")
+
+    def convert_sheet(self, address: str | None) -> None:
+        if not self.conversions.take(limit_key(address)):
+            raise _refused("spreadsheet conversions")

@@ -18,7 +18,9 @@ def client() -> TestClient:
     return TestClient(app)
 
 
-@pytest.mark.parametrize("path", ["/", "/host", "/play", "/admin", "/report"])
+@pytest.mark.parametrize(
+    "path", ["/", "/host", "/play", "/admin", "/report", "/editor", "/account"]
+)
 def test_pages_are_html(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200

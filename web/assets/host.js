@@ -1,6 +1,7 @@
 // Host page: choose or upload a quiz, create a game, run the lobby and the game, see the report.
 import qrcode from '/vendor/qrcode.mjs';
 import { applyI18n, mountLangSwitch, onLangChange, t } from '/assets/i18n.js';
+import { choiceImage, placeQuestionImage } from '/assets/media.js';
 import {
   Connection, SHAPES, api, connectionStatus, countdown, el, normBoard, normSnapshot, readJSON,
   sessionAuth, showScreen, writeJSON,
@@ -507,6 +508,7 @@ function renderQuestion() {
   if (!q) return;
   $('hq-number').textContent = `${questionTitle()} · ${t(`type.${q.type}`)}`;
   $('hq-text').textContent = q.text;
+  placeQuestionImage($('hq-text'), q.image_url, t('media.questionImage'));
   $('hq-paused').hidden = !state.paused;
   const timer = $('hq-timer');
   if (state.endsAt && !state.paused) {
@@ -522,7 +524,8 @@ function renderQuestion() {
   $('hq-choices').replaceChildren(...(q.choices || []).map((c, i) => {
     const shape = SHAPES[i % SHAPES.length];
     return el('li', { class: `choice button ${shape.cls}` },
-      el('span', { class: 'shape', 'aria-hidden': 'true', text: shape.glyph }), el('span', { text: c.text }));
+      el('span', { class: 'shape', 'aria-hidden': 'true', text: shape.glyph }), el('span', { text: c.text }),
+      choiceImage(c.image_url));
   }));
   const total = state.total || state.playersCount || state.players.size;
   const answered = $('hq-answered');
@@ -536,6 +539,7 @@ function renderReveal() {
   if (!q) return;
   $('hr-title').textContent = questionTitle();
   $('hr-text').textContent = q.text;
+  placeQuestionImage($('hr-text'), q.image_url, t('media.questionImage'));
   const correct = new Set((state.reveal && state.reveal.correctChoiceIds)
     || (q.choices || []).filter((c) => c.is_correct).map((c) => c.id));
   const counts = state.counts || {};

@@ -16,6 +16,8 @@ const STRINGS = {
     'landing.host': 'Host a game',
     'landing.join': 'Join a game',
     'landing.admin': 'Admin',
+    'landing.editor': 'Make a quiz',
+    'landing.account': 'Sign in or create an account',
     'conn.connecting': 'Connecting…',
     'conn.lost': 'Connection lost. Reconnecting…',
     'conn.back': 'Connected',
@@ -178,6 +180,7 @@ const STRINGS = {
     'type.type_answer': 'Type the answer',
     'type.poll': 'Poll',
     'seconds': '{n} s',
+    'media.questionImage': 'Question image',
   },
   ja: {
     'app.name': 'tuiz',
@@ -192,6 +195,8 @@ const STRINGS = {
     'landing.host': 'ゲームを主催する',
     'landing.join': 'ゲームに参加する',
     'landing.admin': '管理',
+    'landing.editor': 'クイズを作る',
+    'landing.account': 'ログイン・アカウント作成',
     'conn.connecting': '接続中…',
     'conn.lost': '接続が切れました。再接続しています…',
     'conn.back': '接続しました',
@@ -354,6 +359,7 @@ const STRINGS = {
     'type.type_answer': '記述式',
     'type.poll': 'アンケート',
     'seconds': '{n}秒',
+    'media.questionImage': '問題の画像',
   },
 };
 
@@ -434,4 +440,9 @@ export function mountLangSwitch(container = document.getElementById('lang-switch
   };
   sync();
   onLangChange(sync);
+}
+
+/** More strings for a page's own module ({en: {...}, ja: {...}}); call before applyI18n(). */
+export function addStrings(extra) {
+  for (const [code, table] of Object.entries(extra)) Object.assign(STRINGS[code] ||= {}, table);
 }

@@ -65,6 +65,7 @@ export async function api(method, path, body, headers = {}) {
     const err = new Error(typeof message === 'string' ? message : JSON.stringify(message));
     err.status = res.status;
     err.code = data && data.error;
+    err.details = data && data.details; // e.g. a 422's errors[].loc, naming the fields
     throw err;
   }
   return data;

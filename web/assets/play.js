@@ -1,6 +1,7 @@
 // Player page: join by PIN + nickname, answer every question type, see results; a reload or
 // a lost network returns to the same seat (game:rejoin with the stored resume token).
 import { applyI18n, mountLangSwitch, onLangChange, t } from '/assets/i18n.js';
+import { choiceImage, placeQuestionImage } from '/assets/media.js';
 import {
   Connection, SHAPES, connectionStatus, countdown, el, normBoard, normSnapshot, readJSON,
   showScreen, uuid, writeJSON,
@@ -390,6 +391,7 @@ function renderQuestion() {
   if (!q) return renderWaiting();
   $('q-number').textContent = t('play.question', { n: (q.index ?? 0) + 1, total: state.totalQuestions || '?' });
   $('q-text').textContent = q.text;
+  placeQuestionImage($('q-text'), q.image_url, t('media.questionImage'));
   $('q-name').textContent = state.seat.name || '';
   $('q-score').textContent = t('play.score', { n: state.score });
   $('q-score').dataset.value = String(state.score);
@@ -449,7 +451,7 @@ function answerControls(q) {
       type: 'button', class: `choice ${shape.cls}`, disabled, dataset: { choiceId: c.id },
       'aria-pressed': multi ? String(state.selection.has(c.id)) : null,
     }, el('span', { class: 'shape', 'aria-hidden': 'true', text: shape.glyph }),
-    el('span', { text: c.text }));
+    el('span', { text: c.text }), choiceImage(c.image_url));
     button.addEventListener('click', () => {
       if (!multi) { submit([c.id], null); return; }
       if (state.selection.has(c.id)) state.selection.delete(c.id);

@@ -101,6 +101,10 @@ def limit_game_creation(ctx: Annotated[AppContext, Depends(context)], address: A
     ctx.limits.create_game(address)
 
 
+def limit_conversions(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> None:
+    ctx.limits.convert_sheet(address)
+
+
 CallerDep = Annotated[Caller, Depends(caller)]
 ContextDep = Annotated[AppContext, Depends(context)]
 DeviceDep = Annotated[str | None, Depends(device_id)]

@@ -52,22 +52,30 @@ def multipart_body(field: str) -> dict[str, Any]:
     }
 
 
-def _too_large(limit: int) -> TuizError:
+def _too_large(limit: int, what: str = "images") -> TuizError:
     return TuizError(
         ErrorCode.PAYLOAD_TOO_LARGE,
-        f"file: images may be at most {limit // 1_048_576 or 1} MB ({limit} bytes)",
+        f"file: {what} may be at most {limit // 1_048_576 or 1} MB ({limit} bytes)",
         limit_bytes=limit,
     )
 
 
 async def read_image(ctx: AppContext, request: Request, field: str) -> bytes:
     """The bytes of multipart field `field`, bounded by TUIZ_MAX_UPLOAD_BYTES."""
-    limit = ctx.settings.max_upload_bytes
+    data, _ = await read_upload(request, field, ctx.settings.max_upload_bytes, "images")
+    return data
+
+
+async def read_upload(
+    request: Request, field: str, limit: int, what: str
+) -> tuple[bytes, str | None]:
+    """The bytes and file name of multipart field `field`, at most `limit` bytes (checked
+    on Content-Length before anything is read, and again on the file itself)."""
     raw_length = request.headers.get("content-length")
     if raw_length is None or not raw_length.isdigit():
         raise TuizError(ErrorCode.VALIDATION_ERROR, "Content-Length: required for uploads")
     if int(raw_length) > limit + MULTIPART_SLACK:
-        raise _too_large(limit)
+        raise _too_large(limit, what)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise TuizError(
             ErrorCode.VALIDATION_ERROR, f"send multipart/form-data with the file in `{field}`"
@@ -85,13 +93,14 @@ async def read_image(ctx: AppContext, request: Request, field: str) -> bytes:
                 errors=[{"loc": ["body", field], "msg": "file missing"}],
             )
         data = await item.read(limit + 1)
+        name = item.filename
     finally:
         await form.close()
     if len(data) > limit:
-        raise _too_large(limit)
+        raise _too_large(limit, what)
     if not data:
         raise TuizError(ErrorCode.VALIDATION_ERROR, f"{field}: the file is empty")
-    return data
+    return data, name
 
 
 def public_url(ctx: AppContext, request: Request, path: str) -> str:

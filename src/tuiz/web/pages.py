@@ -1,4 +1,5 @@
-"""The host, player, admin and report pages: static files under `web/`, browser libraries from npm.
+"""tuiz's pages (host, player, admin, report, quiz editor, account): static files under
+`web/`, browser libraries from npm.
 
 The pages are plain HTML, CSS and ES modules (no build step). Two third-party browser modules
 come from `node_modules/` (installed by `npm ci`, which `make run` and `make test` run) and are
@@ -32,6 +33,8 @@ PAGES: dict[str, str] = {
     "/play": "play.html",
     "/admin": "admin.html",
     "/report": "report.html",
+    "/editor": "editor.html",
+    "/account": "account.html",
 }
 
 router = APIRouter(include_in_schema=False)
