@@ -1,7 +1,8 @@
 """The quiz editor and account pages in Chromium against a real tuiz server and PostgreSQL:
 a signed-in host builds a quiz with images and plays it with three phones to the podium; a
 guest downloads and plays a quiz; the sample spreadsheet imports; the library duplicates and
-deletes."""
+deletes. Their screens pass the axe audit (tests/e2e/axe.py) where these flows reach them: both
+languages, phone and desktop sizes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
+from tests.e2e.axe import audit_screen
 from tests.e2e.conftest import Pages, db_fetch
 from tests.e2e.test_pages import host_next, in_screen, join, open_answering, seat
 
@@ -42,10 +44,12 @@ def png(path: Path, width: int, height: int, rgb: tuple[int, int, int]) -> Path:
     return path
 
 
-def sign_up(pages: Pages, name: str, shot: Shot | None = None) -> Page:
-    """A new account made on /account; the page lands on the editor's library."""
-    page = pages.new(f"editor {name}", phone=False)
-    page.goto("/account?next=/editor")
+def sign_up(pages: Pages, name: str, shot: Shot | None = None, page: Page | None = None) -> Page:
+    """A new account made on /account (`page`, already there, or a new one); the page lands on
+    the editor's library."""
+    if page is None:
+        page = pages.new(f"editor {name}", phone=False)
+        page.goto("/account?next=/editor")
     form = page.locator("#signup-form")
     form.get_by_label("Display name (optional)").fill(name)
     form.get_by_label("E-mail").fill(f"{name.lower()}-{next(_accounts)}@example.test")
@@ -149,6 +153,11 @@ def test_signed_in_editor_builds_a_quiz_with_images_and_plays_it_to_the_podium(
     expect(note).to_contain_text("at least 1 character")
     assert note.get_attribute("id") in (bad.get_attribute("aria-describedby") or "")
     shot(editor, "editor-03-field-error")
+    # One screen holds every question type, a question and a choice image preview, an open
+    # explanation and a field error; switching the language keeps the error by its field.
+    audit_screen(editor, "editor: every question type, images, field error")
+    expect(bad).to_have_attribute("aria-invalid", "true")
+    expect(note).to_contain_text("at least 1 character")
     forgive(pages, 422, "/quiz-sets/[0-9a-f-]{36}")
     q4.get_by_role("button", name="Remove answer 4").click()
 
@@ -284,6 +293,7 @@ def test_guest_makes_a_quiz_downloads_it_and_hosts_it(pages: Pages, shot: Shot) 
     expect(editor.get_by_role("button", name="Save", exact=True)).to_be_hidden()
     expect(editor.get_by_label("Question image")).to_have_count(0)  # images need an account
     expect(editor.locator("#guest-images")).to_be_visible()
+    audit_screen(editor, "editor: guest, sign-in prompt for images")
     editor.get_by_label("Title", exact=True).fill("Guest colours")
     q1 = card(editor, 1)
     q1.get_by_label("Question", exact=True).fill("Which colour is grass?")
@@ -340,6 +350,7 @@ def test_sample_spreadsheet_imports_and_exports_in_the_browser(
         "row 2, Correct answer(s): 7 is not the number of an answer with text"
     )
     expect(field).to_have_attribute("aria-invalid", "true")
+    audit_screen(editor, "editor: library (guest), import error")
     forgive(pages, 422, "/quiz-sheets/import")
 
     field.set_input_files(str(FIXTURES / "kahoot-template-sample.xlsx"))
@@ -365,8 +376,33 @@ def test_sample_spreadsheet_imports_and_exports_in_the_browser(
     assert text.splitlines()[2] == '2,Which of these are mammals?,Whale,Shark,Bat,Trout,30,"1,3"'
 
 
-def test_library_edits_duplicates_and_deletes(pages: Pages, module_db_url: str, shot: Shot) -> None:
-    editor = sign_up(pages, "Ren", shot)
+def test_account_and_library_edit_duplicate_and_delete(
+    pages: Pages, module_db_url: str, shot: Shot
+) -> None:
+    account = pages.new("editor Ren", phone=False)
+    account.goto("/account?next=/editor")
+    expect(account.locator("#signup-form")).to_be_visible()
+    audit_screen(account, "account: sign in, sign up")
+    # A wrong sign-in (401, in the form's box) and a weak password (422, by its field).
+    signin = account.locator("#signin-form")
+    signin.get_by_label("E-mail").fill("nobody@example.test")
+    signin.get_by_label("Password").fill(PASSWORD)
+    signin.get_by_role("button", name="Sign in").click()
+    expect(account.locator("#signin-error")).to_have_text("The e-mail or password is wrong.")
+    signup = account.locator("#signup-form")
+    signup.get_by_label("E-mail").fill("weak@example.test")
+    signup.get_by_label("Password").fill("abc")
+    signup.get_by_role("button", name="Create an account").click()
+    expect(signup.locator(".field-error")).to_contain_text("at least")
+    expect(signup.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+    audit_screen(account, "account: errors shown")
+    expect(account.locator("#signin-error")).to_have_text("The e-mail or password is wrong.")
+    forgive(pages, 401, "/auth/login")
+    forgive(pages, 422, "/auth/register")
+
+    editor = sign_up(pages, "Ren", shot, page=account)
+    expect(editor.locator("#mine-empty")).to_be_visible()
+    audit_screen(editor, "editor: library (signed in, empty)")
     editor.get_by_role("button", name="New quiz").click()
     editor.get_by_label("Title", exact=True).fill("Ren's quiz")
     q1 = card(editor, 1)
@@ -381,6 +417,7 @@ def test_library_edits_duplicates_and_deletes(pages: Pages, module_db_url: str, 
     editor.get_by_role("button", name="Duplicate Ren's quiz").click()
     expect(items).to_have_count(2)
     shot(editor, "editor-01-library")
+    audit_screen(editor, "editor: library (signed in, two quizzes)")
     editor.get_by_role("button", name="Edit Ren's quiz").first.click()
     expect(card(editor, 1).get_by_label("Answer 4", exact=True)).to_have_value("5")
     editor.get_by_role("button", name="Back to the list").click()
@@ -394,6 +431,10 @@ def test_library_edits_duplicates_and_deletes(pages: Pages, module_db_url: str, 
         "Ren's quiz",
     )
     assert live[0]["n"] == 1
+
+    editor.goto("/account")
+    expect(editor.locator("#signed-in-as")).to_have_text("Signed in as Ren.")
+    audit_screen(editor, "account: signed in")
 
 
 def test_editor_and_account_pages_in_japanese(pages: Pages, shot: Shot) -> None:

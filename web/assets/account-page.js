@@ -41,6 +41,9 @@ function wire(formId, errorId, action) {
       render();
     } catch (err) {
       if (!showFieldErrors(form, err)) {
+        // A wrong password is re-translated by applyI18n when the language changes.
+        if (err.status === 401) box.dataset.i18n = 'account.wrong';
+        else delete box.dataset.i18n;
         box.textContent = err.status === 401 ? t('account.wrong') : t('err.generic', { message: err.message });
         box.hidden = false;
       }

@@ -598,11 +598,27 @@ $('export-csv').addEventListener('click', () => exportSheet('csv'));
 // -- start ---------------------------------------------------------------------------------
 
 function syncTitle() { document.title = `tuiz — ${t('editor.title')}`; }
+/** The field errors shown in the question cards, by the `data-path` they belong to. */
+function shownErrors() {
+  return [...$('questions').querySelectorAll('.field-error')].map((note) => {
+    const owner = $('questions').querySelector(`[aria-describedby~="${note.id}"]`)
+      || note.parentElement.closest('[data-path]');
+    return { path: owner && owner.dataset.path, message: note.textContent };
+  }).filter((e) => e.path);
+}
+
 onLangChange(() => {
   syncTitle();
   renderWho();
   if (state.quizzes.length) renderLibrary();
-  if (state.doc) renderQuestions();
+  if (state.doc) { // re-rendered in the new language, with the errors still by their fields
+    const errors = shownErrors();
+    renderQuestions();
+    for (const { path, message } of errors) {
+      const target = $('questions').querySelector(`[data-path="${CSS.escape(path)}"]`);
+      if (target) placeFieldError(target, message);
+    }
+  }
 });
 syncTitle();
 const draft = readJSON(localStorage, DRAFT_KEY);
