@@ -4,7 +4,8 @@ One game walks through every screen: a host, a phone that plays, one that never 
 "answer received" screen stays up) and one that is kicked. Each screen is audited in all four
 combinations by switching the page's language and viewport in place, so the whole audit costs
 one game. A screen fails on any serious or critical violation (tests/e2e/axe.py lists them).
-New pages add their screens with `audit_screen(page, label)`.
+New pages add their screens with `audit_screen(page, label)`; the editor's and account page's
+are audited in the flows of tests/e2e/test_editor.py, which already reach them.
 """
 
 from __future__ import annotations
