@@ -50,6 +50,7 @@ export const EDITOR_STRINGS = {
     'editor.confirmDelete': 'Delete "{title}"? This cannot be undone.',
     'editor.deleted': '"{title}" was deleted.',
     'editor.imported': 'Imported {n} questions. Check them, then save or host a game.',
+    'editor.imported.one': 'Imported 1 question. Check it, then save or host a game.',
     'editor.questionN': 'Question {n}',
     'editor.dragName': 'Move question {n} (drag, or Alt+arrow keys)',
     'editor.moveUpName': 'Move question {n} up',

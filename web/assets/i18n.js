@@ -27,6 +27,7 @@ const STRINGS = {
     'host.loadingQuizzes': 'Loading quizzes…',
     'host.noQuizzes': 'No quizzes in the database yet. Upload one below.',
     'host.questions': '{n} questions',
+    'host.questions.one': '1 question',
     'host.upload': 'Or upload a quiz (JSON file)',
     'host.uploadButton': 'Upload',
     'host.uploaded': 'Quiz "{title}" uploaded.',
@@ -42,6 +43,7 @@ const STRINGS = {
     'host.qr': 'QR code for the join link',
     'host.players': 'Players',
     'host.playersCount': '{n} players',
+    'host.playersCount.one': '1 player',
     'host.noPlayers': 'Waiting for players to join…',
     'host.kick': 'Kick',
     'host.ban': 'Ban',
@@ -50,7 +52,9 @@ const STRINGS = {
     'host.presence.disconnected': 'Disconnected',
     'host.presence.reconnected': 'Reconnected',
     'host.playersAway': '{n} players · {away} disconnected',
+    'host.playersAway.one': '1 player · {away} disconnected',
     'host.playersAllHere': '{n} players · all connected',
+    'host.playersAllHere.one': '1 player · connected',
     'host.lock': 'Lock game',
     'host.unlock': 'Unlock game',
     'host.locked': 'Locked: no new players can join.',
@@ -80,6 +84,7 @@ const STRINGS = {
     'host.newGame': 'Host another game',
     'host.reportFailed': 'The report could not be loaded: {message}',
     'host.votes': '{n} answers',
+    'host.votes.one': '1 answer',
     'host.points': '{n} pts',
     'report.player': 'Player',
     'report.score': 'Score',
@@ -383,7 +388,9 @@ export function currentLang() { return lang; }
 
 export function t(key, vars = {}) {
   const table = STRINGS[lang] || STRINGS.en;
-  const text = table[key] ?? STRINGS.en[key] ?? key;
+  // English counts of one take the key's `.one` form ("1 question"), where there is one.
+  const one = vars.n === 1 ? table[`${key}.one`] ?? null : null;
+  const text = one ?? table[key] ?? STRINGS.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
 }
 
