@@ -19,6 +19,9 @@ def test_weak_passwords_refused_with_the_field_named(password: str) -> None:
         accounts.check_password_strength(password, "alice@x.io")
     assert caught.value.code is ErrorCode.VALIDATION_ERROR
     assert caught.value.message.startswith("password: ")
+    (error,) = caught.value.details["errors"]
+    assert error["loc"] == ["body", "password"]
+    assert error["type"].startswith("password_")  # what the pages translate
 
 
 async def test_argon2id_hash_verifies_only_the_right_password() -> None:

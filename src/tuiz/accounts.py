@@ -66,22 +66,20 @@ _COMMON = frozenset(
 def check_password_strength(password: str, email: str) -> None:
     """Refuse passwords anyone would guess first; VALIDATION_ERROR says why."""
 
-    def weak(why: str) -> TuizError:
-        return TuizError(
-            ErrorCode.VALIDATION_ERROR,
-            f"password: {why}",
-            errors=[{"loc": ["body", "password"], "msg": why}],
-        )
+    def weak(kind: str, why: str, **ctx: int) -> TuizError:
+        # `type` and `ctx` let a page say it in its own language; `msg` is the English.
+        error = {"loc": ["body", "password"], "msg": why, "type": f"password_{kind}", "ctx": ctx}
+        return TuizError(ErrorCode.VALIDATION_ERROR, f"password: {why}", errors=[error])
 
     if len(password) < MIN_PASSWORD:
-        raise weak(f"use at least {MIN_PASSWORD} characters")
+        raise weak("too_short", f"use at least {MIN_PASSWORD} characters", min=MIN_PASSWORD)
     if len(password) > MAX_PASSWORD:
-        raise weak(f"use at most {MAX_PASSWORD} characters")
+        raise weak("too_long", f"use at most {MAX_PASSWORD} characters", max=MAX_PASSWORD)
     if len(set(password)) < 4:
-        raise weak("use more different characters")
+        raise weak("too_simple", "use more different characters")
     lowered = password.casefold()
     if lowered in _COMMON or lowered == email.casefold() or lowered == email.split("@")[0]:
-        raise weak("this password is too easy to guess")
+        raise weak("guessable", "this password is too easy to guess")
 
 
 async def hash_password(password: str) -> str:

@@ -449,4 +449,11 @@ def test_editor_and_account_pages_in_japanese(pages: Pages, shot: Shot) -> None:
     shot(page, "editor-08-phone-ja")
     page.goto("/account")
     expect(page.get_by_role("heading", level=1)).to_have_text("アカウント")
-    expect(page.locator("#signup-form").get_by_role("button")).to_have_text("アカウントを作成")
+    signup = page.locator("#signup-form")
+    expect(signup.get_by_role("button")).to_have_text("アカウントを作成")
+    # The server's typed password error, in the page's language.
+    signup.get_by_label("メールアドレス").fill("weak-ja@example.test")
+    signup.get_by_label("パスワード").fill("abc")
+    signup.get_by_role("button").click()
+    expect(signup.locator(".field-error")).to_have_text("8文字以上にしてください。")
+    forgive(pages, 422, "/auth/register")

@@ -1,5 +1,6 @@
 // Signed-in state for tuiz's own pages: the session is kept where the TUIZ client keeps it
 // (localStorage `tuiz_session`, Supabase-style), so `sessionAuth()` in net.js sees it too.
+import { t } from '/assets/i18n.js';
 import { api, readJSON, writeJSON } from '/assets/net.js';
 
 const SESSION_KEY = 'tuiz_session';
@@ -97,7 +98,7 @@ export function showFieldErrors(root, err) {
       const path = loc.slice(0, n).join('.');
       const target = root.querySelector(`[data-path="${CSS.escape(path)}"]`);
       if (!target) continue;
-      placeFieldError(target, e.msg || err.message);
+      placeFieldError(target, fieldMessage(e, err));
       placed += 1;
       break;
     }
@@ -106,6 +107,13 @@ export function showFieldErrors(root, err) {
 }
 
 let errorIds = 0;
+
+/** The page's own words for an error the server typed (`type`, `ctx`), else its message. */
+function fieldMessage(e, err) {
+  const key = e.type ? `err.${e.type}` : null;
+  if (key && t(key) !== key) return t(key, e.ctx || {});
+  return e.msg || err.message;
+}
 
 export function placeFieldError(target, message) {
   const id = `field-error-${(errorIds += 1)}`;
