@@ -1,16 +1,17 @@
 """Play one game in the real, unchanged TUIZ web client against this tuiz (not part of `make test`).
 
-Needs a production build of github:PandaDev0069/tuiz-frontend made with
-`NEXT_PUBLIC_API_BASE=http://127.0.0.1:8123` (see its BUILD-NOTES.txt) at `TUIZ_FRONTEND`.
-Run: `TUIZ_FRONTEND=/work/tuiz-frontend .venv/bin/python -m tests.e2e.tuiz_frontend_check`.
+Needs a production build of github:PandaDev0069/tuiz-frontend (outside this repo, never committed)
+at `TUIZ_FRONTEND` (default /work/tuiz-frontend), built as its README says:
+`npm ci --ignore-scripts`, then `npx next build` with `NEXT_PUBLIC_API_BASE=http://127.0.0.1:<port>`
+and the two `NEXT_PUBLIC_SUPABASE_*` variables set to any value, in the environment or in the
+build's `.env.production.local` (this script reads the API base from the same places).
+Run: `.venv/bin/python -m tests.e2e.tuiz_frontend_check`.
 
-It runs its own tuiz, PostgreSQL and `next start` on free ports, so it never disturbs a server
-already on 8123/3100: the browser's calls to the baked-in 8123 are routed to this tuiz by
-Playwright (HTTP by `page.route`, the Socket.IO websocket by `route_web_socket`). Until the
-account and `/quiz/*` routes land (another branch), the test supplies what they would: a user
-and quiz seeded in SQL, the session stored the way the client stores it, `GET /quiz/:id`
-answered from `/quiz-sets/:id`, and CORS headers on REST. Each step prints `works` or `FAILS`;
-screenshots go to test-output/tuiz-frontend/.
+The browser talks to tuiz the way a person's browser does: tuiz listens on the port baked into
+the build, with the client's page origin in `TUIZ_CORS_ORIGINS`, and nothing is intercepted or
+rewritten (Playwright only watches: requests, page loads, socket frames, console). The host signs
+up and signs in through the client's own pages; the quiz is imported into the host's account.
+Each step prints `works` or `FAILS`; screenshots and logs go to test-output/tuiz-frontend/.
 """
 
 # A script that starts its own servers: blocking start-up calls are fine here.
@@ -26,7 +27,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,16 +34,12 @@ from typing import Any
 
 import asyncpg
 import httpx
-import jwt
-import websockets
-from playwright.async_api import BrowserContext, Page, Route, WebSocketRoute, async_playwright
+from playwright.async_api import Page, Request, WebSocket, async_playwright
 
-from tests.factories import make_user
 from tests.servers import free_port, run_server
 from tuiz.store.embedded import EmbeddedPostgres, database_url
 from tuiz.store.quizzes import import_quiz
 
-BAKED = "127.0.0.1:8123"
 ERROR_TRAP = """(() => {
   const keep = (text) => { try {
     const kept = JSON.parse(localStorage.getItem('__check_errors') || '[]');
@@ -122,160 +118,22 @@ async def step(name: str, page: Page | None, run: Callable[[], Awaitable[Any]]) 
     return ok
 
 
-class Bridge:
-    """The browser's calls to the baked-in API base, sent to this run's tuiz."""
-
-    def __init__(self, api: str, origin: str) -> None:
-        self.api, self.origin = api, origin
-        self.http = httpx.AsyncClient(base_url=api, timeout=20)
-        self.has_quiz_routes = True
-        self.label = ""
-        self.count = 0
-        self.frames: Any = None
-
-    def note(self, text: str) -> None:
-        if self.frames is not None:
-            self.frames.write(text + "\n")
-
-    def cors(self) -> dict[str, str]:
-        return {
-            "access-control-allow-origin": self.origin,
-            "access-control-allow-headers": "authorization, content-type",
-            "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-            "vary": "Origin",
-        }
-
-    async def route(self, route: Route) -> None:
-        request = route.request
-        if request.method == "OPTIONS":
-            await route.fulfill(status=204, headers=self.cors())
-            return
-        path = request.url.split(BAKED, 1)[1]
-        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization",)}
-        headers["content-type"] = "application/json"
-        quiz = re.match(r"^/quiz/([0-9a-f-]{36})(\?.*)?$", path)
-        if quiz and not self.has_quiz_routes:  # before /quiz/* existed: from /quiz-sets/:id
-            got = await self.http.get(f"/quiz-sets/{quiz.group(1)}", headers=headers)
-            body = got.text
-            if got.status_code == 200:
-                body = json.dumps(quiz_complete(got.json()))
-            await route.fulfill(
-                status=got.status_code,
-                body=body,
-                headers={**self.cors(), "content-type": "application/json"},
-            )
-            return
-        try:
-            got = await self.forward(request.method, path, headers, request.post_data_buffer)
-        except httpx.HTTPError as exc:  # never leave the browser's request hanging
-            self.note(f"{self.label} bridge {request.method} {path[:80]} failed: {exc!r}")
-            await route.abort()
-            return
-        keep = {k: v for k, v in got.headers.items() if k.lower() in ("content-type",)}
-        await route.fulfill(
-            status=got.status_code, body=got.content, headers={**keep, **self.cors()}
-        )
-
-    async def forward(
-        self, method: str, path: str, headers: dict[str, str], body: bytes | None
-    ) -> httpx.Response:
-        """One call to tuiz. A kept-alive connection the server closed while idle fails before
-        any response (`RemoteProtocolError`); a browser retries that on a new connection, and so
-        does this (a request that got no answer was never processed)."""
-        for attempt in range(3):
-            try:
-                return await self.http.request(method, path, headers=headers, content=body)
-            except httpx.RemoteProtocolError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def websocket(self, ws: WebSocketRoute) -> None:
-        url = ws.url.replace(f"ws://{BAKED}", self.api.replace("http://", "ws://"))
-        server = await websockets.connect(url)
-        self.count += 1
-        tag = f"{self.label}#{self.count}"
-
-        ws.on_message(lambda message: spawn(server.send(message)))
-        ws.on_close(lambda *_: (spawn(server.close()), self.note(f"{tag} closed by page")))
-
-        async def pump() -> None:
-            with contextlib.suppress(Exception):
-                async for message in server:
-                    if self.frames is not None and isinstance(message, str) and message[:2] == "42":
-                        self.frames.write(f"{tag} <- {message[2:200]}\n")
-                        self.frames.flush()
-                    ws.send(message)
-            with contextlib.suppress(Exception):
-                await ws.close()
-
-        spawn(pump())
-
-
-def quiz_complete(doc: dict[str, Any]) -> dict[str, Any]:
-    """tuiz's quiz document in the client's QuizSetComplete names (ordered, with ids)."""
-    quiz = dict(doc)
-    questions = []
-    for i, q in enumerate(doc.get("questions", [])):
-        answers = [
-            {**a, "order_index": a.get("order_index", j)}
-            for j, a in enumerate(q.get("answers", []))
-        ]
-        questions.append({**q, "order_index": q.get("order_index", i), "answers": answers})
-    quiz["questions"] = questions
-    quiz.setdefault("play_settings", {})
-    return quiz
-
-
-async def seed(db: str, api: str) -> tuple[uuid.UUID, dict[str, Any]]:
-    """A host account (`POST /auth/register`, as the sign-up page does) owning the quiz."""
-    async with httpx.AsyncClient(base_url=api, timeout=20) as http:
-        got = await http.post(
-            "/auth/register",
-            json={
-                "email": "host@example.test",
-                "password": "a-long-password-1",
-                "username": "host",
-            },
-        )
-        if got.status_code == 404:  # before accounts existed: a user row and a signed token
-            conn = await asyncpg.connect(db)
-            try:
-                owner = await make_user(conn, "host@example.test")
-            finally:
-                await conn.close()
-            now = int(time.time())
-            token = jwt.encode(
-                {"sub": str(owner), "role": "authenticated", "exp": now + 7200},
-                SECRET,
-                algorithm="HS256",
-            )
-            auth = {
-                "user": {"id": str(owner), "email": "host@example.test", "username": "host"},
-                "session": {"access_token": token, "expires_in": 7200, "expires_at": now + 7200},
-            }
-        else:
-            assert got.status_code in (200, 201), got.text
-            auth = got.json()
-            owner = uuid.UUID(auth["user"]["id"])
-    conn = await asyncpg.connect(db)
-    try:
-        return await import_quiz(conn, owner, QUIZ), auth
-    finally:
-        await conn.close()
-
-
-async def signed_in_host(ctx: BrowserContext, auth: dict[str, Any]) -> None:
-    """The session stored the way the client's sign-in stores it."""
-    script = (
-        f"localStorage.setItem('tuiz_session', {json.dumps(json.dumps(auth['session']))});"
-        f"localStorage.setItem('tuiz_user', {json.dumps(json.dumps(auth['user']))});"
-    )
-    await ctx.add_init_script(script)
+def baked_api_base(frontend: Path) -> str:
+    """The API base the build was made with (environment first, as `next build` reads it)."""
+    if base := os.environ.get("NEXT_PUBLIC_API_BASE"):
+        return base.rstrip("/")
+    env_file = frontend / ".env.production.local"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            if line.startswith("NEXT_PUBLIC_API_BASE="):
+                return line.split("=", 1)[1].strip().strip("'\"").rstrip("/")
+    return "http://127.0.0.1:8123"
 
 
 async def main() -> int:
     frontend = Path(os.environ.get("TUIZ_FRONTEND", "/work/tuiz-frontend"))
+    api = baked_api_base(frontend)
+    api_port = int(api.rsplit(":", 1)[1])
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tuiz-fe-") as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pgdata", cleanup="delete")
@@ -296,8 +154,7 @@ async def main() -> int:
             stderr=subprocess.STDOUT,
         )
         try:
-            with run_server(db, Path(tmp), **env) as server:
-                quiz_id, auth = await seed(db, server.url)
+            with run_server(db, Path(tmp), port=api_port, **env) as server:
                 server_log = server.log_path
                 for _ in range(120):
                     try:
@@ -306,61 +163,123 @@ async def main() -> int:
                     except httpx.HTTPError:
                         await asyncio.sleep(0.5)
                 try:
-                    return await play(server.url, origin, quiz_id, auth)
+                    return await play(server.url, origin, db)
                 finally:
                     (OUT / "server.log").write_bytes(Path(server_log).read_bytes())
         finally:
             web.terminate()
             web.wait(10)
+            (OUT / "next.log").write_bytes((Path(tmp) / "next.log").read_bytes())
             pg.stop()
 
 
-async def play(api: str, origin: str, quiz_id: uuid.UUID, auth: dict[str, Any]) -> int:
-    bridge = Bridge(api, origin)
-    probe = await bridge.http.get(f"/quiz/{quiz_id}")
-    bridge.has_quiz_routes = probe.status_code != 404 or "quiz" in probe.text.lower()
+def watch(page: Page, label: str, frames: Any, net: Any, console: Any) -> None:
+    """Record what the page does without touching it: console, document loads, the Next.js
+    router's RSC fetches with their outcome, failed requests and the socket's frames."""
+
+    def write(out: Any, text: str) -> None:
+        out.write(f"{asyncio.get_running_loop().time():10.3f} {label} {text}\n")
+        out.flush()
+
+    def rsc(request: Request) -> bool:
+        return "_rsc=" in request.url or request.headers.get("rsc") == "1"
+
+    def on_request(request: Request) -> None:
+        if request.resource_type == "document" and request.frame == page.main_frame:
+            write(frames, f"page load {request.url.split('?')[0]}")
+            write(net, f"document {request.url[:200]}")
+        elif rsc(request):
+            write(net, f"rsc request {request.url[:200]}")
+
+    def on_response(response: Any) -> None:
+        if rsc(response.request):
+            write(net, f"rsc {response.status} {response.url[:200]}")
+
+    def on_failed(request: Request) -> None:
+        write(frames, f"request failed {request.url[:160]} {request.failure}")
+        write(net, f"failed {request.resource_type} {request.url[:200]} {request.failure}")
+
+    def on_socket(ws: WebSocket) -> None:
+        tag = f"ws {ws.url.split('?')[0][-40:]}#{id(ws) % 10000}"
+        write(frames, f"{tag} opened")
+
+        def received(payload: str | bytes) -> None:
+            if isinstance(payload, str) and payload[:2] == "42":
+                write(frames, f"{tag} <- {payload[2:200]}")
+
+        def sent(payload: str | bytes) -> None:
+            if isinstance(payload, str) and payload[:2] == "42":
+                write(frames, f"{tag} -> {payload[2:200]}")
+
+        ws.on("framereceived", received)
+        ws.on("framesent", sent)
+        ws.on("close", lambda _ws: write(frames, f"{tag} closed"))
+
+    page.on("console", lambda m: write(console, f"{m.type}: {m.text[:300]}"))
+    page.on("request", on_request)
+    page.on("response", on_response)
+    page.on("requestfailed", on_failed)
+    page.on("websocket", on_socket)
+
+
+async def play(api: str, origin: str, db: str) -> int:
+    http = httpx.AsyncClient(base_url=api, timeout=20)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        contexts = []
         frames = (OUT / "frames.log").open("w")
-        for kind in ("host", "p1", "p2"):
-            ctx = await browser.new_context(
+        net = (OUT / "network.log").open("w")
+        console = (OUT / "console.log").open("w")
+        contexts = [
+            await browser.new_context(
                 **({"viewport": {"width": 1280, "height": 900}} if kind == "host" else PHONE)
             )
-            await ctx.route(re.compile(rf"^http://{re.escape(BAKED)}/.*"), bridge.route)
-            mine = Bridge(api, origin)
-            mine.has_quiz_routes, mine.label, mine.frames = bridge.has_quiz_routes, kind, frames
-            await ctx.route_web_socket(re.compile(rf"^ws://{re.escape(BAKED)}/.*"), mine.websocket)
-            contexts.append(ctx)
+            for kind in ("host", "p1", "p2")
+        ]
         for ctx in contexts:  # errors survive a full page load (Playwright drops them on unload)
             await ctx.add_init_script(ERROR_TRAP)
-        await signed_in_host(contexts[0], auth)
         host, p1, p2 = [await c.new_page() for c in contexts]
-        console = (OUT / "console.log").open("w")
         for label, page in (("host", host), ("p1", p1), ("p2", p2)):
-            page.on(
-                "console",
-                lambda m, label=label: (
-                    console.write(f"{label} {m.type}: {m.text[:300]}\n"),
-                    console.flush(),
-                ),
-            )
-            page.on(
-                "requestfailed",
-                lambda r, label=label: (
-                    frames.write(f"{label} request failed {r.url[:160]} {r.failure}\n"),
-                    frames.flush(),
-                ),
-            )
-            # A full page load (not a client-side route change) drops the page's socket.
-            page.on(
-                "request",
-                lambda r, label=label: (
-                    r.resource_type == "document"
-                    and r.frame == r.frame.page.main_frame
-                    and (frames.write(f"{label} page load {r.url.split('?')[0]}\n"), frames.flush())
-                ),
-            )
+            watch(page, label, frames, net, console)
+        email, password = "host@example.test", "a-long-password-1"
+
+        async def sign_up() -> None:
+            # A first browser signs up; the host's browser signs in below.
+            ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+            page = await ctx.new_page()
+            watch(page, "signup", frames, net, console)
+            try:
+                await page.goto(f"{origin}/auth/register")
+                await page.wait_for_load_state("networkidle")  # hydrated, as a person waits
+                await page.get_by_placeholder("例: user@example.com").fill(email)
+                await page.get_by_placeholder("例: tanaka_taro").fill("host_aki")
+                await page.get_by_placeholder("例: 田中太郎").fill("Host Aki")
+                await page.get_by_placeholder("6文字以上のパスワード").fill(password)
+                await page.get_by_placeholder("パスワードを再入力").fill(password)
+                await page.locator("button[type=submit]").click()
+                await page.wait_for_url(re.compile(r"/dashboard"), timeout=30000)
+            finally:
+                await page.screenshot(path=str(OUT / "00-sign-up.png"))
+                await ctx.close()
+
+        if not await step("host signs up (sign-up page → dashboard)", None, sign_up):
+            return report()
+
+        async def sign_in() -> None:
+            await host.goto(f"{origin}/auth/login")
+            await host.wait_for_load_state("networkidle")
+            await host.get_by_placeholder("example@email.com").fill(email)
+            await host.get_by_placeholder("パスワードを入力").fill(password)
+            await host.locator("button[type=submit]").click()
+            await host.wait_for_url(re.compile(r"/dashboard"), timeout=30000)
+
+        if not await step("host signs in (sign-in page → dashboard)", host, sign_in):
+            return report()
+        session = json.loads(await host.evaluate("localStorage.getItem('tuiz_user') || '{}'"))
+        conn = await asyncpg.connect(db)
+        try:
+            await import_quiz(conn, uuid.UUID(session["id"]), QUIZ)
+        finally:
+            await conn.close()
         game: dict[str, Any] = {}
 
         async def create() -> None:
@@ -384,6 +303,7 @@ async def play(api: str, origin: str, quiz_id: uuid.UUID, auth: dict[str, Any]) 
 
         async def join(page: Page, name: str) -> None:
             await page.goto(f"{origin}/join")
+            await page.wait_for_load_state("networkidle")
             await page.get_by_placeholder("あなたの名前").fill(name)
             await page.get_by_placeholder("123456").fill(game["game_code"])
             await page.locator("button[type=submit]").click()
@@ -477,9 +397,9 @@ async def play(api: str, origin: str, quiz_id: uuid.UUID, auth: dict[str, Any]) 
 
         await step("player 1 sees the podium", p1, lambda: podium(p1))
         await step("player 2 sees the podium", p2, lambda: podium(p2))
-        board = (await bridge.http.get(f"/games/{game['id']}/leaderboard")).json()
+        board = (await http.get(f"/games/{game['id']}/leaderboard")).json()
         print("final leaderboard:", json.dumps(board["entries"], ensure_ascii=False), flush=True)
-        events = await bridge.http.get(
+        events = await http.get(
             f"/games/{game['id']}/events?limit=500",
             headers={"authorization": "Bearer servers-replay-check-key"},
         )

@@ -194,12 +194,19 @@ def _phase_messages(
         "startedAt": event.at,
         "endsAt": event.ends_at,
     }
-    out: list[tuple[To, str | None, str, Body]] = [(To.ROOM, None, "game:phase:change", phase_body)]
     question = game.current_question
     if game.settings.tuiz_client and event.phase is Phase.ANSWERING:
         # The TUIZ client opens answering on its own timer within its "question" phase; its
         # host page knows no "answering" phase and would stall on one.
         return []
+    to = To.ROOM
+    if game.settings.tuiz_client and event.phase is Phase.QUESTION:
+        # The TUIZ player page moves to a question on `game:question:started` (sent below) and
+        # again on this phase change, to two different URLs a few ms apart; Next.js resolves
+        # such racing navigations with a full page load, after which that page never attaches
+        # its socket listeners (see docs/tuiz-client-protocol.md). Players get the one event.
+        to = To.WATCHERS
+    out: list[tuple[To, str | None, str, Body]] = [(to, None, "game:phase:change", phase_body)]
     if event.phase in (Phase.QUESTION, Phase.ANSWERING):
         body = {
             **b,
