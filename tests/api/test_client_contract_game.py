@@ -255,6 +255,12 @@ async def test_a_whole_game_as_the_tuiz_client_plays_it(
         await host.emit("game:phase:change", {"roomId": gid, "phase": "question"})
         shown = await alice.socket.expect("game:question:started")
         assert shown["question"]["id"] == qid
+        # One navigation per question on the player page: a second event to a different URL
+        # races it, and Next.js falls back to a full page load that leaves the page deaf.
+        assert not [
+            b for e, b in alice.socket.log if e == "game:phase:change" and b["phase"] == "question"
+        ]
+        assert (await phase(host, "question"))["questionIndex"] == index
 
         current = (await http.get(f"/games/{gid}/questions/current")).json()
         assert current["is_active"] is True and 0 < current["remaining_ms"] <= window
