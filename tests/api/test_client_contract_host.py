@@ -381,7 +381,10 @@ def test_profile_username_display_name_and_avatar(client: Client) -> None:
     taken = client.json(
         "PUT", "/profile/username", {"username": other["user"]["username"]}, token=token
     )
-    assert taken.status_code == 409
+    # The dialog says "taken" only for its own code; tuiz's code stays in the details.
+    assert taken.status_code == 409 and taken.json()["error"] == "username_taken"
+    assert taken.json()["details"]["code"] == "CONFLICT"
+    assert taken.json()["message"].startswith("username:")
     bad = client.json("PUT", "/profile/username", {"username": "no spaces!"}, token=token)
     assert bad.status_code == 422 and bad.json()["message"].startswith("username")
     shown = client.json("PUT", "/profile/display-name", {"displayName": "山田"}, token=token)
@@ -398,7 +401,9 @@ def test_profile_username_display_name_and_avatar(client: Client) -> None:
     removed = client.json("DELETE", "/profile/avatar", token=token)
     assert removed.status_code == 200 and removed.json()["message"]
     assert httpx.get(url).status_code == 404
-    assert client.json("DELETE", "/profile/avatar", token=token).status_code == 404
+    none = client.json("DELETE", "/profile/avatar", token=token)
+    assert none.status_code == 404 and none.json()["error"] == "no_avatar"
+    assert none.json()["details"] == {"code": "NOT_FOUND"}
     assert client.json("GET", "/profile", token="").status_code == 401
 
 

@@ -363,28 +363,49 @@ async def play(api: str, origin: str, db: str) -> int:
             await step(f"Q{n}: host reveals", host, reveal)
 
             async def seen_result(page: Page) -> None:
+                # The reveal screen: the right answer marked and how many chose each answer.
                 await page.wait_for_url(re.compile(r"phase=answer_reveal"), timeout=20000)
+                await page.get_by_text("総回答数: 2人").first.wait_for(timeout=10000)
 
-            await step(f"Q{n}: player 1 sees the reveal", p1, lambda: seen_result(p1))
-            await step(f"Q{n}: player 2 sees the reveal", p2, lambda: seen_result(p2))
+            await step(
+                f"Q{n}: player 1 sees the reveal with answer counts", p1, lambda: seen_result(p1)
+            )
+            await step(
+                f"Q{n}: player 2 sees the reveal with answer counts", p2, lambda: seen_result(p2)
+            )
 
             async def next_phase(label: str) -> None:
                 await host.get_by_role("button", name=label).first.click()
                 await asyncio.sleep(2)
 
+            async def points(page: Page, where: str) -> None:
+                # Both names, and each player's points as the server counted them.
+                await page.wait_for_url(re.compile(where), timeout=15000)
+                board = (await http.get(f"/games/{game['id']}/leaderboard")).json()["entries"]
+                for entry in board:
+                    await page.get_by_text(entry["player_name"], exact=True).first.wait_for(
+                        timeout=10000
+                    )
+                    shown = re.compile(rf"^\s*({entry['score']}|{entry['score']:,})\s*$")
+                    await page.get_by_text(shown).first.wait_for(timeout=10000)
+
             if index == 0:
                 await step("Q1: host → leaderboard", host, lambda: next_phase("ランキングへ"))
-                await step(
-                    "Q1: player leaderboard",
-                    p1,
-                    lambda: p1.wait_for_url(re.compile("leaderboard"), timeout=15000),
-                )
+                for label, page in (("1", p1), ("2", p2)):
+                    await step(
+                        f"Q1: player {label} sees the leaderboard with points",
+                        page,
+                        lambda page=page: points(page, "phase=leaderboard"),
+                    )
                 await step("Q1: host → explanation", host, lambda: next_phase("解説へ"))
-                await step(
-                    "Q1: player explanation",
-                    p1,
-                    lambda: p1.wait_for_url(re.compile("explanation"), timeout=15000),
-                )
+                for label, page in (("1", p1), ("2", p2)):
+                    await step(
+                        f"Q1: player {label} sees the explanation",
+                        page,
+                        lambda page=page: page.wait_for_url(
+                            re.compile("phase=explanation"), timeout=15000
+                        ),
+                    )
                 await step(
                     "Q1: host → next question (countdown)", host, lambda: next_phase("次の問題へ")
                 )
@@ -392,11 +413,11 @@ async def play(api: str, origin: str, db: str) -> int:
                 await step("Q2: host → podium", host, lambda: next_phase("表彰台へ"))
 
         async def podium(page: Page) -> None:
-            await page.wait_for_url(re.compile("podium|ended"), timeout=45000)
-            await asyncio.sleep(3)
+            await page.wait_for_url(re.compile("phase=(podium|ended)"), timeout=45000)
+            await points(page, "phase=(podium|ended)")
 
-        await step("player 1 sees the podium", p1, lambda: podium(p1))
-        await step("player 2 sees the podium", p2, lambda: podium(p2))
+        await step("player 1 sees the podium with points", p1, lambda: podium(p1))
+        await step("player 2 sees the podium with points", p2, lambda: podium(p2))
         board = (await http.get(f"/games/{game['id']}/leaderboard")).json()
         print("final leaderboard:", json.dumps(board["entries"], ensure_ascii=False), flush=True)
         events = await http.get(

@@ -2,7 +2,9 @@
 
 `/auth/register`, `/auth/login`, `/auth/refresh`, `/auth/logout` answer with Supabase-style
 sessions (`tuiz.accounts`), and `/profile*` with the client's `ProfileData` (camelCase).
-The client shows the `message` of a 4xx as it is, so each says what to fix.
+The client shows the `message` of a 4xx as it is, so each says what to fix. Its profile
+dialog alone branches on the error code, on its own lower-case names (`username_taken`,
+`no_avatar`): those two answers carry that name in `error` and tuiz's code in `details.code`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,23 @@ from tuiz.realtime.server import client_ip
 from tuiz.store import accounts as repo
 
 router = APIRouter(tags=["accounts"])
+
+
+class ProfileError(TuizError):
+    """A tuiz error in the TUIZ profile dialog's vocabulary: it compares `error` with its own
+    names and otherwise shows a generic "update failed". Same shape; tuiz's code moves to
+    `details.code` and the HTTP status stays tuiz's."""
+
+    def __init__(self, err: TuizError, client_code: str) -> None:
+        super().__init__(err.code, err.message, **err.details)
+        self.client_code = client_code
+
+    def to_payload(self) -> dict[str, Any]:
+        body = super().to_payload()
+        body["details"] = {**body.get("details", {}), "code": body["error"]}
+        body["error"] = self.client_code
+        return body
+
 
 EMAIL_PATTERN = r"^[^@\s\x00]{1,64}@[^@\s\x00]{1,255}\.[^@\s\x00]{1,63}$"
 Email = Annotated[
@@ -282,9 +301,14 @@ async def get_profile(ctx: ContextDep, who: CallerDep) -> ProfileOut:
 
 @router.put("/profile/username", response_model=UsernameOut)
 async def put_username(ctx: ContextDep, who: CallerDep, body: UsernameBody) -> UsernameOut:
-    """3-20 letters, digits or underscores; 409 when taken (any case)."""
-    async with ctx.require_pool().acquire() as conn:
-        row = await repo.update_profile(conn, _signed_in(who), username=body.username)
+    """3-20 letters, digits or underscores; 409 `username_taken` when taken (any case)."""
+    try:
+        async with ctx.require_pool().acquire() as conn:
+            row = await repo.update_profile(conn, _signed_in(who), username=body.username)
+    except TuizError as err:
+        if err.details.get("reason") == "username_taken":
+            raise ProfileError(err, "username_taken") from None
+        raise
     return UsernameOut(username=row["username"], updatedAt=row["updated_at"])
 
 
@@ -320,7 +344,7 @@ async def delete_avatar(ctx: ContextDep, who: CallerDep) -> MessageOut:
     user_id = _signed_in(who)
     row = await _profile_row(ctx, user_id)
     if row["avatar_url"] is None:
-        raise TuizError(ErrorCode.NOT_FOUND, "no avatar to delete")
+        raise ProfileError(TuizError(ErrorCode.NOT_FOUND, "no avatar to delete"), "no_avatar")
     async with ctx.require_pool().acquire() as conn:
         await repo.update_profile(conn, user_id, avatar_url=None)
     uploads.remove_all(ctx.settings.data_dir, "avatars", user_id)
