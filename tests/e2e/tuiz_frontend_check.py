@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,7 @@ async def main() -> int:
             env={**os.environ, "NEXT_TELEMETRY_DISABLED": "1"},
             stdout=next_log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # npx runs next-server as a child: stop the whole group
         )
         try:
             with run_server(db, Path(tmp), port=api_port, **env) as server:
@@ -167,7 +169,7 @@ async def main() -> int:
                 finally:
                     (OUT / "server.log").write_bytes(Path(server_log).read_bytes())
         finally:
-            web.terminate()
+            os.killpg(web.pid, signal.SIGTERM)
             web.wait(10)
             (OUT / "next.log").write_bytes((Path(tmp) / "next.log").read_bytes())
             pg.stop()
