@@ -1,7 +1,7 @@
 """Play one game in the real, unchanged TUIZ web client against this tuiz (not part of `make test`).
 
 Needs a production build of github:PandaDev0069/tuiz-frontend (outside this repo, never committed)
-at `TUIZ_FRONTEND` (default /work/tuiz-frontend), built as its README says:
+at `TUIZ_FRONTEND` (default /work/tuiz-frontend), built as issue 12 says:
 `npm ci --ignore-scripts`, then `npx next build` with `NEXT_PUBLIC_API_BASE=http://127.0.0.1:<port>`
 and the two `NEXT_PUBLIC_SUPABASE_*` variables set to any value, in the environment or in the
 build's `.env.production.local` (this script reads the API base from the same places).
@@ -11,6 +11,7 @@ The browser talks to tuiz the way a person's browser does: tuiz listens on the p
 the build, with the client's page origin in `TUIZ_CORS_ORIGINS`, and nothing is intercepted or
 rewritten (Playwright only watches: requests, page loads, socket frames, console). The host signs
 up and signs in through the client's own pages; the quiz is imported into the host's account.
+After the game the host makes a quiz in the editor (`TUIZ_CHECK_ONLY=editor`: only that).
 Each step prints `works` or `FAILS`; screenshots and logs go to test-output/tuiz-frontend/.
 """
 
@@ -37,6 +38,7 @@ import asyncpg
 import httpx
 from playwright.async_api import Page, Request, WebSocket, async_playwright
 
+from tests.api.test_client_contract_host import png
 from tests.servers import free_port, run_server
 from tuiz.store.embedded import EmbeddedPostgres, database_url
 from tuiz.store.quizzes import import_quiz
@@ -282,6 +284,10 @@ async def play(api: str, origin: str, db: str) -> int:
             await import_quiz(conn, uuid.UUID(session["id"]), QUIZ)
         finally:
             await conn.close()
+        if os.environ.get("TUIZ_CHECK_ONLY") == "editor":  # the host's side alone
+            await author(host, origin)
+            await browser.close()
+            return report()
         game: dict[str, Any] = {}
 
         async def create() -> None:
@@ -422,6 +428,7 @@ async def play(api: str, origin: str, db: str) -> int:
         await step("player 2 sees the podium with points", p2, lambda: podium(p2))
         board = (await http.get(f"/games/{game['id']}/leaderboard")).json()
         print("final leaderboard:", json.dumps(board["entries"], ensure_ascii=False), flush=True)
+        await author(host, origin)
         events = await http.get(
             f"/games/{game['id']}/events?limit=500",
             headers={"authorization": "Bearer servers-replay-check-key"},
@@ -436,6 +443,62 @@ async def play(api: str, origin: str, db: str) -> int:
                 out.writelines(f"{label} {line}\n" for line in json.loads(kept))
         await browser.close()
     return report()
+
+
+async def author(host: Page, origin: str) -> None:
+    """The host's side after the game: a quiz with images made in the editor, published, found
+    in the dashboard and the library, its thumbnail shown."""
+    title = "Editor check quiz"
+    image = {"name": "picture.png", "mimeType": "image/png", "buffer": png(64, 48)}
+
+    async def basics() -> None:
+        await host.goto(f"{origin}/create")
+        await host.wait_for_load_state("networkidle")
+        await host.get_by_placeholder("例: JavaScript基礎知識クイズ").fill(title)
+        await host.get_by_placeholder(re.compile("このクイズでは")).fill("Made by the check.")
+        await host.get_by_text("難易度を選択してください").first.click()
+        await host.get_by_role("button", name="簡単").first.click()
+        await host.locator("input[type=file]").first.set_input_files(image)
+        await host.get_by_role("button", name="次へ進む").click()
+        await host.get_by_placeholder("問題文を入力してください...").wait_for(timeout=20000)
+
+    async def question() -> None:
+        await host.get_by_placeholder("問題文を入力してください...").fill("Which is red?")
+        await host.locator("#question_image_0").set_input_files(image)
+        choices = host.get_by_placeholder(re.compile(r"選択肢 \d+ のテキストを入力"))
+        for i in range(await choices.count()):
+            await choices.nth(i).fill(["Apple", "Sky", "Grass", "Snow"][i % 4])
+        await host.get_by_role("button", name="次へ進む").click()
+        await host.get_by_role("button", name="次へ進む").wait_for(timeout=20000)
+        await host.get_by_role("button", name="次へ進む").click()  # play settings as they are
+        await host.get_by_role("button", name="クイズを公開").wait_for(timeout=20000)
+
+    async def publish() -> None:
+        await host.get_by_role("button", name="クイズを公開").click()
+        await host.wait_for_url(re.compile(r"/dashboard$"), timeout=30000)
+        await host.get_by_text(title).first.wait_for(timeout=20000)
+
+    async def library() -> None:
+        await host.goto(f"{origin}/dashboard/library")
+        await host.get_by_text(title).first.wait_for(timeout=20000)
+
+    async def thumbnail() -> None:
+        await host.wait_for_function(
+            """() => [...document.images].some((i) => decodeURIComponent(i.src)
+                .includes('/uploads/') && i.complete && i.naturalWidth > 0)""",
+            timeout=15000,
+        )
+
+    steps = (
+        ("editor: title, difficulty and a thumbnail → question step", basics),
+        ("editor: a question with an image and its choices → publish step", question),
+        ("editor: publish → the dashboard lists the quiz", publish),
+        ("library: the quiz is in my library", library),
+        ("library: its uploaded thumbnail is shown", thumbnail),
+    )
+    for n, (name, run) in enumerate(steps):
+        if not await step(name, host, run) and n < 3:
+            return  # each later step needs this one
 
 
 def report() -> int:
