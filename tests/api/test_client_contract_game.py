@@ -215,6 +215,21 @@ async def test_a_whole_game_as_the_tuiz_client_plays_it(
     assert mallory.socket is not None
     assert (await mallory.socket.expect("game:player-kicked"))["player_id"] == mallory.id
     assert (await host.expect("game:player-kicked"))["player_id"] == mallory.id
+    # gameApi.updatePlayer (no page calls it) is not served: not even the host renames a seat
+    # or makes it host through it.
+    for who in (auth, {}):
+        patched = await http.patch(
+            f"/games/{gid}/players/{alice.id}",
+            headers=who,
+            json={"player_name": "Renamed", "is_host": True},
+        )
+        assert patched.status_code == 405
+    seat = next(
+        p
+        for p in (await http.get(f"/games/{gid}/players")).json()["players"]
+        if p["id"] == alice.id
+    )
+    assert seat["player_name"] == "Alice" and seat["is_host"] is False
 
     # -- waiting room: start, relayed; the game waits in a countdown -----------------------
     assert (await http.post(f"/games/{gid}/start", headers=auth)).status_code == 200

@@ -557,6 +557,26 @@ def test_editor_validation_names_the_field(client: Client) -> None:
     assert too_long.status_code == 422 and "answering_time" in too_long.json()["message"]
 
 
+def test_answer_crud_is_not_served_and_changes_nothing(client: Client) -> None:
+    # quizService.updateAnswer/deleteAnswer exist in the client but no page calls them: the
+    # editor saves answers with their question. Even the owner changes nothing through them.
+    token = token_of(register(client))
+    quiz = published_quiz(client, token)
+    before = client.json("GET", f"/quiz/{quiz['id']}?include=questions,answers", token=token)
+    q = before.json()["questions"][0]
+    base = f"/quiz/{quiz['id']}/questions/{q['id']}/answers"
+    answer = q["answers"][0]["id"]
+    for method, path, body in (
+        ("PUT", f"{base}/{answer}", {"answer_text": "changed", "is_correct": False}),
+        ("DELETE", f"{base}/{answer}", None),
+        ("POST", base, {"answer_text": "new", "is_correct": True}),
+    ):
+        response = client.json(method, path, body, token=token)
+        assert response.status_code in (404, 405), (method, response.status_code)
+    after = client.json("GET", f"/quiz/{quiz['id']}?include=questions,answers", token=token)
+    assert after.json()["questions"][0]["answers"] == q["answers"]
+
+
 def test_another_users_quiz_and_anonymous_callers(client: Client) -> None:
     owner, intruder = token_of(register(client)), token_of(register(client))
     public = published_quiz(client, owner)

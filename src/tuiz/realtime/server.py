@@ -361,17 +361,21 @@ class Realtime:
                 raise TuizError(ErrorCode.NOT_CONNECTED, "send ws:connect with a deviceId first")
             client.early_joins.append(data)
             return
-        known = client.rooms.get(payload.room_id)
-        if known is not None:  # the TUIZ client re-joins on every re-render: nothing changes
-            await self._send_joined(client, payload.room_id, known)
-        else:
+        access = client.rooms.get(payload.room_id)
+        if access is None:  # else the TUIZ client re-joins on a re-render: nothing changes
             access = await self.rooms.access(payload.room_id, client.device_id)
-            await self.join_room(client, payload.room_id, access)
+            await self.join_room(client, payload.room_id, access, joined=False)
         for hook in self.room_join_hooks:
             await hook(client, payload.room_id)
+        # Only once the hooks have bound the socket to its seat: whatever is sent to the seat
+        # after `room:joined` (a kick, a question) reaches this socket.
+        await self._send_joined(client, payload.room_id, access)
 
-    async def join_room(self, client: Client, room_id: str, access: RoomAccess) -> None:
-        """Put a registered socket in a game's room: participant row, room, announcement."""
+    async def join_room(
+        self, client: Client, room_id: str, access: RoomAccess, *, joined: bool = True
+    ) -> None:
+        """Put a registered socket in a game's room: participant row, room, announcement;
+        `room:joined` to it unless the caller sends that itself (`joined=False`)."""
         assert client.device_id is not None
         if access.player_id is not None:
             await self.store.join(
@@ -388,7 +392,8 @@ class Realtime:
         if access.role != "player":
             await self.sio.enter_room(client.sid, watchers_room(room_id))
         client.rooms[room_id] = access
-        await self._send_joined(client, room_id, access)
+        if joined:
+            await self._send_joined(client, room_id, access)
         await self._announce(
             client,
             access,
