@@ -470,7 +470,12 @@ async def author(host: Page, origin: str) -> None:
 
     async def question() -> None:
         await host.get_by_placeholder("問題文を入力してください...").fill("Which is red?")
-        await host.locator("#question_image_0").set_input_files(image)
+        # The editor writes the whole question back when its upload returns: wait for that,
+        # as a person sees the picture appear, before typing the choices.
+        async with host.expect_response(re.compile(r"/upload/question-image/")) as uploaded:
+            await host.locator("#question_image_0").set_input_files(image)
+        assert (await uploaded.value).status == 201
+        await asyncio.sleep(1)
         choices = host.get_by_placeholder(re.compile(r"選択肢 \d+ のテキストを入力"))
         for i in range(await choices.count()):
             await choices.nth(i).fill(["Apple", "Sky", "Grass", "Snow"][i % 4])
