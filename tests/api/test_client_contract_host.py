@@ -318,6 +318,31 @@ def test_login_logout_and_refresh(client: Client) -> None:
     assert client.json("POST", "/auth/logout", token="").status_code == 401
 
 
+def test_a_session_lasts_the_access_tokens_lifetime(client: Client) -> None:
+    # The client never calls /auth/refresh: it drops the session once `expires_at` is past, and
+    # a call with an expired token is an error it shows. So the token's own lifetime is the
+    # session's, TUIZ_ACCESS_TOKEN_TTL_S (default 3600 s).
+    account = register(client)
+    session = account["session"]
+    assert session["expires_in"] == 3600
+    claims = jwt.decode(
+        session["access_token"], SECRET, algorithms=["HS256"], audience="authenticated"
+    )
+    assert claims["exp"] == session["expires_at"]
+    expired = jwt.encode({**claims, "exp": int(time.time()) - 5}, SECRET, algorithm="HS256")
+    for method, path in (("GET", "/profile"), ("GET", "/quiz?status=published&limit=5")):
+        refused = client.json(method, path, token=expired)
+        assert refused.status_code == 401, (path, refused.text)
+        assert refused.json()["error"] == "UNAUTHORIZED" and refused.json()["message"]
+    # A client that does refresh gets a new, working token from the session's refresh token.
+    renewed = client.json(
+        "POST", "/auth/refresh", {"refresh_token": session["refresh_token"]}, token=""
+    )
+    assert renewed.status_code == 200
+    fresh = renewed.json()["session"]["access_token"]
+    assert client.json("GET", "/profile", token=fresh).status_code == 200
+
+
 def test_wrong_password_and_unknown_email_answer_alike(client: Client) -> None:
     account = register(client)
     wrong = client.json(
