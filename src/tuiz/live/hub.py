@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from tuiz.auth import Caller, host_token, same_token, seat_token
@@ -20,7 +22,9 @@ from tuiz.errors import ErrorCode, TuizError, client_error
 from tuiz.game.engine import Game
 from tuiz.game.model import (
     EVENT_TYPES,
+    Command,
     End,
+    Event,
     GameStatus,
     Join,
     Quiz,
@@ -34,8 +38,9 @@ from tuiz.live.publisher import Publisher
 from tuiz.live.runner import GameRunner, Seats, now_ms
 from tuiz.live.views import Audience
 from tuiz.logs import get_logger, log_failure
+from tuiz.store.batch import GroupCommit
 from tuiz.store.events import EventLog, NewEvent, validate
-from tuiz.store.games import GameRepository
+from tuiz.store.games import GameRepository, NewSeat
 
 log = get_logger(__name__)
 
@@ -366,38 +371,77 @@ class GameHub:
         A device that already holds a seat gets CONFLICT: it returns with `game:rejoin` and the
         seat's resume token. Handing the seat to whoever names the device would let anyone
         who learns a device id take that player's place.
-        """
-        existing = runner.game.player_by_device(device_id)
-        if existing is not None and not existing.kicked:
-            raise TuizError(
-                ErrorCode.CONFLICT,
-                "this device already has a seat in this game; rejoin with its resume token",
-                playerId=existing.id,
-            )
-        async with runner._join_lock:
-            player_id = str(uuid.uuid4())
-            command = Join(actor=None, player_id=player_id, device_id=device_id, name=name)
-            runner.game.decide(command, now_ms())  # refuse before writing anything
-            await self._add_seat(runner, uuid.UUID(player_id), device_id, " ".join(name.split()))
-            await runner.execute(command)
-        return player_id
 
-    async def _add_seat(
-        self, runner: GameRunner, player_id: uuid.UUID, device_id: str, name: str
-    ) -> None:
-        """Write the seat's row. A row the game does not know (its join's log write was cut
+        Joins arriving while a batch of them is being written are decided one after another
+        in the next batch, whose seats are written in one statement and whose events in one
+        log write (a lobby filling up costs a few commits, not two per player).
+        """
+        _refuse_seated(runner, device_id)
+        if runner.joins is None:
+            runner.joins = GroupCommit(partial(self._join_batch, runner), max_batch=500)
+        result = await runner.joins.submit((device_id, name))
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _join_batch(
+        self, runner: GameRunner, batch: Sequence[tuple[str, str]]
+    ) -> list[str | Exception]:
+        results: list[str | Exception] = []
+        seats: list[NewSeat] = []
+        applied: list[tuple[list[Event], Command]] = []
+        async with runner._join_lock:
+            for device_id, name in batch:
+                player_id = str(uuid.uuid4())
+                command = Join(actor=None, player_id=player_id, device_id=device_id, name=name)
+                try:
+                    _refuse_seated(runner, device_id)  # a second join of a device in this batch
+                    events = runner.apply(command)
+                except TuizError as exc:
+                    results.append(exc)
+                    continue
+                results.append(player_id)
+                seats.append(NewSeat(uuid.UUID(player_id), device_id, " ".join(name.split())))
+                applied.append((events, command))
+            if not applied:
+                return results
+            try:
+                await self._add_seats(runner, seats)
+            except Exception as exc:
+                # Memory holds seats the tables refused: rebuild the game from its log.
+                self.reload_broken(runner)
+                return [exc if isinstance(r, str) else r for r in results]
+            await runner.commit_applied(applied)
+        return results
+
+    async def _add_seats(self, runner: GameRunner, seats: list[NewSeat]) -> None:
+        """Write the seats' rows. A row the game does not know (its join's log write was cut
         off, so the rebuilt game never saw it) would keep that device and nickname out for
         good: the engine has already said both are free, so such orphans are dropped and the
-        seat written again. Only the owner writes seats, under the game's join lock."""
+        seats written again. Only the owner writes seats, under the game's join lock."""
         try:
-            await self.games.add_player(runner.record.id, player_id, device_id, name)
+            await self.games.add_players(runner.record.id, seats)
         except TuizError as exc:
             if exc.code is not ErrorCode.CONFLICT or runner.broken:
                 raise
-            held = await self.games.current_seats(runner.record.id, device_id, name)
+            held: set[str] = set()
+            for seat in seats:
+                held.update(
+                    await self.games.current_seats(runner.record.id, seat.device_id, seat.name)
+                )
             orphans = [pid for pid in held if pid not in runner.game.players]
             if not orphans or len(orphans) < len(held):
                 raise
             log.warning("orphan_seats_dropped", game_id=runner.game_id, count=len(orphans))
             await self.games.drop_seats(runner.record.id, orphans)
-            await self.games.add_player(runner.record.id, player_id, device_id, name)
+            await self.games.add_players(runner.record.id, seats)
+
+
+def _refuse_seated(runner: GameRunner, device_id: str) -> None:
+    existing = runner.game.player_by_device(device_id)
+    if existing is not None and not existing.kicked:
+        raise TuizError(
+            ErrorCode.CONFLICT,
+            "this device already has a seat in this game; rejoin with its resume token",
+            playerId=existing.id,
+        )

@@ -40,6 +40,7 @@ from tuiz.game.model import (
 from tuiz.live import views
 from tuiz.live.views import Body, To
 from tuiz.logs import get_logger, log_failure
+from tuiz.store.batch import GroupCommit
 from tuiz.store.events import NewEvent, StoredEvent
 from tuiz.store.games import GameProjection, GameRecord
 
@@ -104,6 +105,7 @@ class GameRunner:
         self.seats = Seats()
         self._emit_lock = asyncio.Lock()
         self._join_lock = asyncio.Lock()
+        self.joins: GroupCommit[tuple[str, str], str | Exception] | None = None  # the hub's
         self._pending_answers: dict[tuple[str, str], asyncio.Future[list[StoredEvent]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -139,15 +141,13 @@ class GameRunner:
         the events, the game is rebuilt from the log, so memory never keeps an event the log
         does not have, and the caller gets UNAVAILABLE.
         """
-        if self.broken:
-            raise TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
-        events = self.game.handle(command, now_ms())
+        events = self.apply(command)
         if not events:
             if isinstance(command, Tick):
                 self._reschedule()  # the timer fired a hair early: wait for the real deadline
             return []
         self._reschedule()
-        write = asyncio.ensure_future(self._persist(events, command))
+        write = asyncio.ensure_future(self._persist([(events, command)]))
         if isinstance(command, SubmitAnswer) and command.actor is not None:
             key = (command.actor, command.question_id)
             self._pending_answers[key] = write
@@ -156,7 +156,20 @@ class GameRunner:
         await self._after(events, stored)
         return stored
 
-    async def _persist(self, events: list[Event], command: Command) -> list[StoredEvent]:
+    def apply(self, command: Command) -> list[Event]:
+        """Decide and apply in memory only; `commit_applied` makes the events durable and
+        publishes them (for commands decided one after another, then written together)."""
+        if self.broken:
+            raise TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
+        return self.game.handle(command, now_ms())
+
+    async def commit_applied(self, applied: list[tuple[list[Event], Command]]) -> None:
+        """What `execute` does after applying, for several applied commands in one write."""
+        self._reschedule()
+        stored = await self._persist(applied)
+        await self._after([e for events, _ in applied for e in events], stored)
+
+    async def _persist(self, applied: list[tuple[list[Event], Command]]) -> list[StoredEvent]:
         try:
             return await self.hub.events.append_many(
                 (
@@ -167,6 +180,7 @@ class GameRunner:
                         payload=e.to_dict(),
                         player_id=_player_uuid(e),
                     )
+                    for events, command in applied
                     for e in events
                 ),
                 ordered=True,

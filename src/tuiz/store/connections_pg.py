@@ -1,13 +1,25 @@
-"""The PostgreSQL connection store: the seed's tables, triggers and functions do the bookkeeping."""
+"""The PostgreSQL connection store: the seed's tables, triggers and functions do the bookkeeping.
+
+Connections and participations are group-committed (`store/batch.py`): the rows of every
+socket that registers or joins while a batch is in flight go in the next batch's one
+statement, and each caller still returns only once its own row has committed. A device's
+rows never share a batch, so its session counters and its one active participation per game
+are decided in order, as with a statement per row. A socket's close or leave first waits
+for its own queued open or join, so it never runs ahead of the row it ends.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from datetime import timedelta
+import asyncio
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
+import orjson
 
+from tuiz.store.batch import GroupCommit
 from tuiz.store.connections import (
     ClosedParticipation,
     ConnectionStatus,
@@ -15,11 +27,17 @@ from tuiz.store.connections import (
     OpenedConnection,
     Participation,
 )
+from tuiz.store.events import new_ids
 
+R = TypeVar("R")
+
+# Rows in input order; ids are made here so each caller finds its own row in RETURNING.
 _OPEN = """
 INSERT INTO public.websocket_connections
-       (socket_id, device_id, user_id, ip_address, user_agent, metadata)
-VALUES ($1, $2, $3, $4, $5, $6)
+       (id, socket_id, device_id, user_id, ip_address, user_agent, metadata)
+SELECT id, socket_id, device_id, user_id, ip_address, user_agent, metadata::jsonb
+  FROM unnest($1::uuid[], $2::varchar[], $3::text[], $4::uuid[], $5::varchar[], $6::text[],
+              $7::text[]) AS b(id, socket_id, device_id, user_id, ip_address, user_agent, metadata)
 RETURNING id, reconnect_count, connected_at
 """
 
@@ -41,19 +59,25 @@ UPDATE public.room_participants rp
 RETURNING rp.game_id, rp.player_id, rp.device_id
 """
 
-# One statement, one round trip: end the device's older participation in the game, then
-# record the new one. The INSERT reads the UPDATE's output, so the UPDATE has finished first,
-# and the unique "one active per (game, device)" check no longer sees the row it ended.
+# One statement, one round trip for a batch: end each device's older participation in its
+# game, then record the new ones. The INSERT reads the UPDATE's output, so the UPDATE has
+# finished first, and the unique "one active per (game, device)" check no longer sees the rows
+# it ended (a batch holds at most one row per game and device).
 _JOIN = """
-WITH ended AS (
-  UPDATE public.room_participants SET status = 'disconnected', left_at = now()
-   WHERE game_id = $1 AND device_id = $3 AND status = 'active'
+WITH b AS (
+  SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::text[], $4::uuid[], $5::uuid[],
+                       $6::varchar[], $7::text[])
+           AS b(game_id, socket_id, device_id, player_id, user_id, role, metadata)
+), ended AS (
+  UPDATE public.room_participants rp SET status = 'disconnected', left_at = now()
+    FROM b
+   WHERE rp.game_id = b.game_id AND rp.device_id = b.device_id AND rp.status = 'active'
   RETURNING 1
 )
 INSERT INTO public.room_participants
        (game_id, socket_id, device_id, player_id, user_id, role, metadata)
-SELECT $1::uuid, $2::varchar, $3::text, $4::uuid, $5::uuid, $6::varchar, $7::jsonb
-  FROM (SELECT count(*) FROM ended) AS done
+SELECT b.game_id, b.socket_id, b.device_id, b.player_id, b.user_id, b.role, b.metadata::jsonb
+  FROM b, (SELECT count(*) FROM ended) AS done
 """
 
 _LEAVE = """
@@ -85,19 +109,61 @@ SELECT count(*) FROM stale
 class PgConnectionStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._opens: GroupCommit[NewConnection, OpenedConnection] = GroupCommit(
+            self._write_opens, key=lambda c: c.device_id
+        )
+        self._joins: GroupCommit[Participation, None] = GroupCommit(
+            self._write_joins, key=lambda p: (p.game_id, p.device_id)
+        )
+        self._pending: dict[str, set[asyncio.Future[Any]]] = {}  # socket id -> queued rows
+
+    async def _write_opens(self, batch: Sequence[NewConnection]) -> list[OpenedConnection]:
+        ids = new_ids(len(batch))
+        rows = await self._pool.fetch(
+            _OPEN,
+            ids,
+            [c.socket_id for c in batch],
+            [c.device_id for c in batch],
+            [c.user_id for c in batch],
+            [c.ip_address for c in batch],
+            [c.user_agent for c in batch],
+            [orjson.dumps(c.metadata).decode() for c in batch],
+        )
+        by_id: dict[UUID, tuple[int, datetime]] = {r[0]: (r[1], r[2]) for r in rows}
+        return [OpenedConnection(i, *by_id[i]) for i in ids]
+
+    async def _write_joins(self, batch: Sequence[Participation]) -> list[None]:
+        await self._pool.execute(
+            _JOIN,
+            [p.game_id for p in batch],
+            [p.socket_id for p in batch],
+            [p.device_id for p in batch],
+            [p.player_id for p in batch],
+            [p.user_id for p in batch],
+            [p.role for p in batch],
+            [orjson.dumps(p.metadata).decode() for p in batch],
+        )
+        return [None] * len(batch)
+
+    async def _queued(self, socket_id: str, future: asyncio.Future[R]) -> R:
+        """Await a queued row, keeping it visible to the socket's close and leave."""
+        pending = self._pending.setdefault(socket_id, set())
+        pending.add(future)
+        try:
+            return await asyncio.shield(future)
+        finally:
+            pending.discard(future)
+            if not pending:
+                self._pending.pop(socket_id, None)
+
+    async def _settled(self, socket_id: str) -> None:
+        """Wait until the socket's queued opens and joins are written (or failed)."""
+        pending = self._pending.get(socket_id)
+        if pending:
+            await asyncio.wait(set(pending))
 
     async def open(self, connection: NewConnection) -> OpenedConnection:
-        row = await self._pool.fetchrow(
-            _OPEN,
-            connection.socket_id,
-            connection.device_id,
-            connection.user_id,
-            connection.ip_address,
-            connection.user_agent,
-            connection.metadata,
-        )
-        assert row is not None
-        return OpenedConnection(row["id"], row["reconnect_count"], row["connected_at"])
+        return await self._queued(connection.socket_id, self._opens.enqueue(connection))
 
     async def heartbeat(self, socket_ids: Collection[str]) -> int:
         if not socket_ids:
@@ -106,16 +172,15 @@ class PgConnectionStore:
         return int(status.rsplit(" ", 1)[1])
 
     async def close(self, socket_id: str, status: ConnectionStatus) -> list[ClosedParticipation]:
+        await self._settled(socket_id)
         rows = await self._pool.fetch(_CLOSE, socket_id, status.value)
         return [ClosedParticipation(r["game_id"], r["player_id"], r["device_id"]) for r in rows]
 
     async def join(self, participation: Participation) -> None:
-        p = participation
-        await self._pool.execute(
-            _JOIN, p.game_id, p.socket_id, p.device_id, p.player_id, p.user_id, p.role, p.metadata
-        )
+        await self._queued(participation.socket_id, self._joins.enqueue(participation))
 
     async def leave(self, socket_id: str, game_id: UUID) -> ClosedParticipation | None:
+        await self._settled(socket_id)
         row = await self._pool.fetchrow(_LEAVE, socket_id, game_id)
         if row is None:
             return None

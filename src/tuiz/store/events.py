@@ -47,6 +47,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from tuiz.errors import ErrorCode, TuizError, is_database_outage
 from tuiz.logs import get_logger, log_outage
+from tuiz.store.batch import is_data_error
 
 log = get_logger(__name__)
 
@@ -195,19 +196,11 @@ _V4_VERSION = bytes((b & 0x0F) | 0x40 for b in range(256))
 _V4_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
 
 
-def _new_ids(n: int) -> list[uuid.UUID]:
+def new_ids(n: int) -> list[uuid.UUID]:
     raw = bytearray(os.urandom(16 * n))
     raw[6::16] = raw[6::16].translate(_V4_VERSION)
     raw[8::16] = raw[8::16].translate(_V4_VARIANT)
     return [pgproto.UUID(bytes(raw[i : i + 16])) for i in range(0, 16 * n, 16)]
-
-
-def _is_data_error(exc: BaseException) -> bool:
-    """Errors one bad row can cause (SQLSTATE class 22/23, RAISE); splitting the batch helps."""
-    state = getattr(exc, "sqlstate", None) or ""
-    return isinstance(exc, asyncpg.PostgresError) and (
-        state.startswith(("22", "23")) or state == "P0001"
-    )
 
 
 def _to_tuiz_error(exc: asyncpg.PostgresError, event: NewEvent) -> TuizError:
@@ -283,7 +276,7 @@ async def _execute(
 ) -> tuple[list[uuid.UUID], list[int], dict[uuid.UUID, int], datetime]:
     """Run BATCH_SQL for a page: (ids, backs, last_seq per game, commit timestamp)."""
     counts = page.counts
-    ids = _new_ids(len(page.events))
+    ids = new_ids(len(page.events))
     backs = [counts[g] - pos for g, pos in zip(page.games, page.positions, strict=True)]
     rows = await conn.fetch(
         BATCH_SQL,
@@ -579,7 +572,7 @@ class EventLog:
         try:
             ids, backs, last, ts = await _execute(conn, page)
         except asyncpg.PostgresError as exc:
-            if not _is_data_error(exc):
+            if not is_data_error(exc):
                 raise
             await self._write_split(
                 conn, list(zip(page.events, page.payloads, page.futures, strict=True))
@@ -620,7 +613,7 @@ class EventLog:
         try:
             stored = await insert_batch(conn, [(e, p) for e, p, _ in items])
         except asyncpg.PostgresError as exc:
-            if not _is_data_error(exc):
+            if not is_data_error(exc):
                 raise
             if len(items) == 1:
                 self._settle_failed([items[0][2]], _to_tuiz_error(exc, items[0][0]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -164,30 +165,30 @@ class GameRepository:
                 game_id,
             )
 
-    async def add_player(
-        self, game_id: uuid.UUID, player_id: uuid.UUID, device_id: str, name: str
-    ) -> None:
-        """A seat and its score row; the unique indexes are the last word on races."""
+    async def add_players(self, game_id: uuid.UUID, seats: Sequence[NewSeat]) -> None:
+        """Seats and their score rows, in one statement (one commit for a burst of joins);
+        the unique indexes are the last word on races: any conflict writes none of them."""
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "INSERT INTO public.players (id, game_id, device_id, player_name)"
-                    " VALUES ($1, $2, $3, $4)",
-                    player_id,
-                    game_id,
-                    device_id,
-                    name,
+            await self._pool.execute(
+                """
+                WITH p AS (
+                  INSERT INTO public.players (id, game_id, device_id, player_name)
+                  SELECT b.id, $1, b.device_id, b.name
+                    FROM unnest($2::uuid[], $3::text[], $4::text[]) AS b(id, device_id, name)
+                  RETURNING id, device_id
                 )
-                await conn.execute(
-                    "INSERT INTO public.game_player_data (player_id, player_device_id, game_id)"
-                    " VALUES ($1, $2, $3)",
-                    player_id,
-                    device_id,
-                    game_id,
-                )
+                INSERT INTO public.game_player_data (player_id, player_device_id, game_id)
+                SELECT p.id, p.device_id, $1 FROM p
+                """,
+                game_id,
+                [s.player_id for s in seats],
+                [s.device_id for s in seats],
+                [s.name for s in seats],
+            )
         except asyncpg.UniqueViolationError as exc:
             if "name" in str(exc.constraint_name or ""):
-                raise TuizError(ErrorCode.CONFLICT, f"nickname {name!r} is taken") from None
+                names = ", ".join(repr(s.name) for s in seats)
+                raise TuizError(ErrorCode.CONFLICT, f"nickname {names} is taken") from None
             raise TuizError(ErrorCode.CONFLICT, "this device already has a seat") from None
 
     async def current_seats(self, game_id: uuid.UUID, device_id: str, name: str) -> list[str]:
@@ -319,6 +320,15 @@ class GameRepository:
                     [s[1] for s in p.scores],
                     [orjson.dumps(s[2]).decode() for s in p.scores],
                 )
+
+
+@dataclass(frozen=True, slots=True)
+class NewSeat:
+    """A player's row to add (`add_players`)."""
+
+    player_id: uuid.UUID
+    device_id: str
+    name: str
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
 
 from tuiz.errors import ErrorCode, TuizError
+from tuiz.store.batch import GroupCommit
 
 
 @dataclass(frozen=True)
@@ -32,27 +34,43 @@ def _game_id(room_id: str) -> uuid.UUID:
         raise TuizError(ErrorCode.NOT_FOUND, f"no game with id {room_id!r}") from None
 
 
+# A batch of lookups in one round trip (`store/batch.py`): rooms joined at the same moment
+# share it. `i` is the request's position (a device has at most one live seat per game).
 _ACCESS = """
-SELECT g.id, p.id AS player_id, p.is_host
-  FROM public.games g
+SELECT b.i, g.id IS NOT NULL AS found, p.id AS player_id, p.is_host
+  FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS b(game_id, device_id, i)
+  LEFT JOIN public.games g ON g.id = b.game_id
   LEFT JOIN public.players p
-         ON p.game_id = g.id AND p.device_id = $2 AND p.removed_at IS NULL
- WHERE g.id = $1
+         ON p.game_id = g.id AND p.device_id = b.device_id AND p.removed_at IS NULL
 """
 
 
 class PgRoomDirectory:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._lookups: GroupCommit[tuple[uuid.UUID, str], RoomAccess | None] = GroupCommit(
+            self._lookup
+        )
+
+    async def _lookup(self, batch: Sequence[tuple[uuid.UUID, str]]) -> list[RoomAccess | None]:
+        rows = await self._pool.fetch(_ACCESS, [g for g, _ in batch], [d for _, d in batch])
+        found: dict[int, RoomAccess | None] = {}
+        for r in rows:
+            game_id = batch[r["i"] - 1][0]
+            if not r["found"]:
+                found[r["i"]] = None
+            elif r["player_id"] is None:
+                found.setdefault(r["i"], RoomAccess(game_id, None, "spectator"))
+            else:
+                role = "host" if r["is_host"] else "player"
+                found[r["i"]] = RoomAccess(game_id, r["player_id"], role)
+        return [found.get(i + 1) for i in range(len(batch))]
 
     async def access(self, room_id: str, device_id: str) -> RoomAccess:
-        game_id = _game_id(room_id)
-        row = await self._pool.fetchrow(_ACCESS, game_id, device_id)
-        if row is None:
+        access = await self._lookups.submit((_game_id(room_id), device_id))
+        if access is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game with id {room_id}")
-        if row["player_id"] is None:
-            return RoomAccess(game_id, None, "spectator")
-        return RoomAccess(game_id, row["player_id"], "host" if row["is_host"] else "player")
+        return access
 
 
 class OpenRoomDirectory:
