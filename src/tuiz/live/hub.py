@@ -46,10 +46,15 @@ log = get_logger(__name__)
 
 RELOAD_RETRY_MIN = 0.1  # seconds between attempts to reload a broken game, doubling
 RELOAD_RETRY_MAX = 2.0
+NOT_ENGINE_MAX = 10_000  # remembered games that are not engine games (then forgotten at once)
 
 CREATED = "game:created"
 """The first event of every game: the quiz (answer key included) and settings, for recovery
 and replay. It is read by the server only, never served to a client."""
+
+
+class NotAnEngineGame(TuizError):
+    """The game's log does not start with its creation: it will never load (logs only grow)."""
 
 
 def _game_from_created(game_id: str, created: dict[str, Any]) -> Game:
@@ -68,6 +73,11 @@ async def replay(events: EventLog, game_id: uuid.UUID) -> tuple[Game, int]:
     """The game as its log says it is, and the last seq read (`tuiz replay`, recovery)."""
     game: Game | None = None
     last_seq, after, page_size = 0, 0, 5000
+    first = await events.read(game_id, after_seq=0, limit=1)
+    if first and first[0].event_type != CREATED:
+        # A game's log starts with its creation (hub.create writes it before the id is out),
+        # so this is no engine game: say so without reading a log that may be long.
+        raise NotAnEngineGame(ErrorCode.NOT_FOUND, f"game {game_id} has no creation event")
     while True:
         page = await events.read(game_id, after_seq=after, limit=page_size)
         for row in page:
@@ -110,6 +120,7 @@ class GameHub:
         self._closing = False
         self._expiry: asyncio.Task[None] | None = None
         self._creating: set[uuid.UUID] = set()  # rows whose log is being started
+        self._not_engine: set[str] = set()  # games whose log does not start with a creation
 
     @property
     def owner(self) -> str:
@@ -239,12 +250,22 @@ class GameHub:
             gid = uuid.UUID(game_id)
         except ValueError:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id!r}") from None
+        if game_id in self._not_engine:
+            raise TuizError(ErrorCode.NOT_FOUND, f"game {game_id} has no creation event")
         record = await self.games.get(gid)
         if record is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id}")
         await self.leases.claim(gid)
         self.events.resume(gid)  # the old runner is gone: its game's events are welcome again
-        game, last_seq = await replay(self.events, gid)
+        try:
+            game, last_seq = await replay(self.events, gid)
+        except NotAnEngineGame:
+            # Every room:join of such a room asks again (the TUIZ-client hook): answer from
+            # memory instead of the database each time.
+            if len(self._not_engine) >= NOT_ENGINE_MAX:
+                self._not_engine.clear()
+            self._not_engine.add(game_id)
+            raise
         runner = GameRunner(self, record, game, last_seq)
         seats = self._reloading.pop(game_id, None)
         if seats is not None:  # after a break: same sockets, and the tables catch up
