@@ -226,6 +226,45 @@ def test_kick_leaves_ranking() -> None:
     assert g.rank_of("p1") is None and g.rank_of("p2") == 1
 
 
+def test_snapshot_counts_and_ranks_follow_joins_kicks_connections_and_scores() -> None:
+    """The counts and ranks a snapshot shows are kept as seats change (not recounted per
+    snapshot): they must equal a count over the seats after every kind of change."""
+    g = new_game()
+
+    def check() -> None:
+        seated = [p for p in g.players.values() if not p.kicked]
+        snap = g.snapshot(None, T0)
+        assert snap["players_count"] == len(seated)
+        assert snap["connected_count"] == sum(p.connected for p in seated)
+        for p in seated:
+            score = g.standing(p).score
+            assert g.rank_of(p.id) == 1 + sum(g.standing(o).score > score for o in seated)
+
+    for pid in ("p1", "p2", "p3", "p4"):
+        join(g, pid)
+    check()
+    g.handle(SetConnected(None, "p2", False), T0 + 1)
+    check()
+    g.handle(Kick(HOST, "p2"), T0 + 2)  # kicked while away
+    g.handle(Kick(HOST, "p3"), T0 + 3)  # kicked while connected
+    check()
+    join(g, "p5", device="dev-p3")  # the kicked device again, as a new seat
+    g.handle(SetConnected(None, "p4", False), T0 + 4)
+    g.handle(SetConnected(None, "p4", True), T0 + 5)
+    check()
+    opened = answering(g, T0 + 10)
+    answer(g, "p1", opened + 100, "a")  # right: points, still secret
+    answer(g, "p4", opened + 200, "b")
+    check()
+    assert g.rank_of("p1") == 1 and g.rank_of("p4") == 1
+    while not g.revealed():  # on to the reveal
+        deadline = g.next_deadline()
+        assert deadline is not None
+        g.handle(Tick(None), deadline)
+    check()
+    assert g.rank_of("p1") == 1 and g.rank_of("p4") == 2
+
+
 # -- host commands ---------------------------------------------------------------------------
 
 

@@ -165,6 +165,10 @@ class Game:
         self.banned_devices: set[str] = set()
         self._seat_by_device: dict[str, str] = {}  # device -> its latest seat (maybe kicked)
         self._names: dict[str, str] = {}  # name_key -> player id, seated players only
+        # Kept as seats change, so a snapshot (one per join) is not a pass over every seat.
+        self._seated_count = 0
+        self._connected_count = 0  # seated and connected
+        self._scored = False  # some answer earned points: until then every rank is 1
         # The question being answered: who may answer, who is still awaited, the tally.
         self._eligible: set[str] = set()
         self._waiting: set[str] = set()
@@ -318,6 +322,8 @@ class Game:
         player = self.players.get(player_id)
         if player is None or player.kicked:
             return None
+        if not self._scored:  # every score is 0
+            return 1
         score = self.standing(player).score
         return 1 + sum(1 for p in self.seated() if self.standing(p).score > score)
 
@@ -389,8 +395,8 @@ class Game:
             "time_left_ms": self.time_left(now) if now is not None else self.clock.remaining_ms,
             "paused": self.clock.paused,
             "locked": self.locked,
-            "players_count": sum(1 for _ in self.seated()),
-            "connected_count": sum(1 for p in self.seated() if p.connected),
+            "players_count": self._seated_count,
+            "connected_count": self._connected_count,
             "answered_count": self.answered_count(),
             "top": None,
         }
@@ -785,10 +791,15 @@ class Game:
             self.players[seat.id] = seat
             self._seat_by_device[seat.device_id] = seat.id
             self._names[name_key(seat.name)] = seat.id
+            self._seated_count += 1
+            self._connected_count += seat.connected
         elif isinstance(event, PlayerConnection):
             self._apply_connection(event)
         elif isinstance(event, PlayerKicked):
             player = self.players[event.player_id]
+            if not player.kicked:
+                self._seated_count -= 1
+                self._connected_count -= player.connected
             player.kicked = True
             player.connected = False
             if self._names.get(name_key(player.name)) == player.id:
@@ -849,6 +860,7 @@ class Game:
         player.answers[event.question_id] = event
         player.streak_before = player.streak
         player.score += event.points
+        self._scored = self._scored or event.points > 0
         player.streak = event.streak
         if event.correct:
             player.correct_count += 1
@@ -864,6 +876,8 @@ class Game:
             self.host_connected = event.connected
             return
         player = self.players[event.player_id]
+        if not player.kicked:
+            self._connected_count += event.connected - player.connected
         player.connected = event.connected
         question = self.current_question
         if not event.connected:
