@@ -150,7 +150,7 @@ async def game_by_code(
     request: Request, code: str, who: CallerDep, lookup: PinLookupDep, token: HostToken = None
 ) -> Any:
     hub = _hub(request)
-    record = await lookup(hub.games.by_pin, code)
+    record = await lookup(hub.by_pin, code)
     if record is None:
         raise TuizError(ErrorCode.NOT_FOUND, f"no game with PIN {code}")
     runner = await hub.get(record.id)

@@ -40,7 +40,7 @@ from tuiz.live.views import Audience
 from tuiz.logs import get_logger, log_failure
 from tuiz.store.batch import GroupCommit
 from tuiz.store.events import EventLog, NewEvent, validate
-from tuiz.store.games import GameRepository, NewSeat
+from tuiz.store.games import GameRecord, GameRepository, NewSeat
 
 log = get_logger(__name__)
 
@@ -191,6 +191,15 @@ class GameHub:
             self._loading[key] = loading
             loading.add_done_callback(lambda _f: self._loading.pop(key, None))
         return await asyncio.shield(loading)
+
+    async def by_pin(self, pin: str) -> GameRecord | None:
+        """The live game with this PIN: from a game this process runs (no round trip on the
+        join path), else from the table."""
+        for runner in self.runners.values():
+            game = runner.game
+            if game.pin == pin and not runner.broken and game.status is not GameStatus.FINISHED:
+                return runner.record
+        return await self.games.by_pin(pin)
 
     async def create(
         self,

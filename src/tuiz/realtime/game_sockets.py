@@ -219,7 +219,7 @@ class GameSockets:
         payload = parse(JoinGame, data)
         assert client.device_id is not None
         lookup = self.limits.pin_lookup(client.ip)
-        record = await lookup(self.games.by_pin, payload.pin)
+        record = await lookup(self.hub.by_pin, payload.pin)
         if record is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game with PIN {payload.pin}")
         self.limits.join(client.ip)
