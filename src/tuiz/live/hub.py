@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -46,6 +46,7 @@ log = get_logger(__name__)
 
 RELOAD_RETRY_MIN = 0.1  # seconds between attempts to reload a broken game, doubling
 RELOAD_RETRY_MAX = 2.0
+SeatRequest = tuple[str, str, Callable[[str], None] | None]  # device, name, seated callback
 NOT_ENGINE_MAX = 10_000  # remembered games that are not engine games (then forgotten at once)
 
 CREATED = "game:created"
@@ -395,7 +396,14 @@ class GameHub:
         if player.kicked:
             raise TuizError(ErrorCode.FORBIDDEN, "you were removed from this game")
 
-    async def join(self, runner: GameRunner, device_id: str, name: str) -> str:
+    async def join(
+        self,
+        runner: GameRunner,
+        device_id: str,
+        name: str,
+        *,
+        seated: Callable[[str], None] | None = None,
+    ) -> str:
         """A new seat for this device: engine rules first, then the row.
 
         A device that already holds a seat gets CONFLICT: it returns with `game:rejoin` and the
@@ -405,23 +413,26 @@ class GameHub:
         Joins arriving while a batch of them is being written are decided one after another
         in the next batch, whose seats are written in one statement and whose events in one
         log write (a lobby filling up costs a few commits, not two per player).
+
+        `seated(player_id)` runs once the seat's rows are committed, before its events are:
+        what needs the row (the socket's participation) can be written meanwhile.
         """
         _refuse_seated(runner, device_id)
         if runner.joins is None:
             runner.joins = GroupCommit(partial(self._join_batch, runner), max_batch=500)
-        result = await runner.joins.submit((device_id, name))
+        result = await runner.joins.submit((device_id, name, seated))
         if isinstance(result, Exception):
             raise result
         return result
 
     async def _join_batch(
-        self, runner: GameRunner, batch: Sequence[tuple[str, str]]
+        self, runner: GameRunner, batch: Sequence[SeatRequest]
     ) -> list[str | Exception]:
         results: list[str | Exception] = []
         seats: list[NewSeat] = []
         applied: list[tuple[list[Event], Command]] = []
         async with runner._join_lock:
-            for device_id, name in batch:
+            for device_id, name, _ in batch:
                 player_id = str(uuid.uuid4())
                 command = Join(actor=None, player_id=player_id, device_id=device_id, name=name)
                 try:
@@ -441,6 +452,9 @@ class GameHub:
                 # Memory holds seats the tables refused: rebuild the game from its log.
                 self.reload_broken(runner)
                 return [exc if isinstance(r, str) else r for r in results]
+            for (_, _, seated), result in zip(batch, results, strict=True):
+                if seated is not None and isinstance(result, str):
+                    seated(result)
             await runner.commit_applied(applied)
         return results
 

@@ -105,7 +105,7 @@ class GameRunner:
         self.seats = Seats()
         self._emit_lock = asyncio.Lock()
         self._join_lock = asyncio.Lock()
-        self.joins: GroupCommit[tuple[str, str], str | Exception] | None = None  # the hub's
+        self.joins: GroupCommit[Any, str | Exception] | None = None  # the hub's join batches
         self._pending_answers: dict[tuple[str, str], asyncio.Future[list[StoredEvent]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._stats_task: asyncio.Task[None] | None = None

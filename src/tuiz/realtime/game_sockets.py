@@ -8,6 +8,7 @@ makes the TUIZ client drop its registration).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any
@@ -39,6 +40,7 @@ from tuiz.live.runner import GameRunner
 from tuiz.live.views import answer_accepted, board
 from tuiz.realtime.protocol import Payload, parse
 from tuiz.realtime.server import Client, Realtime, watchers_room
+from tuiz.store.connections import Participation
 from tuiz.store.games import GameRepository
 from tuiz.store.rooms import RoomAccess
 
@@ -204,15 +206,18 @@ class GameSockets:
         if seat is not None and not seat.kicked:
             await self._bind(client, runner, seat.id)
 
-    async def _bind(self, client: Client, runner: GameRunner, player_id: str | None) -> None:
-        """The socket now speaks for this seat: room, participant row, runner's seat map."""
+    async def _bind(
+        self, client: Client, runner: GameRunner, player_id: str | None, *, recorded: bool = False
+    ) -> None:
+        """The socket now speaks for this seat: room, participant row (unless `recorded`
+        already), runner's seat map."""
         client.seats[runner.game_id] = player_id
         await runner.seat_socket(client.sid, player_id)
         if runner.room not in client.rooms:
             seat = uuid.UUID(player_id or runner.game.host_id)
             role = "player" if player_id else "host"
             await self.realtime.join_room(
-                client, runner.room, RoomAccess(runner.record.id, seat, role)
+                client, runner.room, RoomAccess(runner.record.id, seat, role), recorded=recorded
             )
 
     async def _join(self, client: Client, data: Any) -> dict[str, Any]:
@@ -224,8 +229,26 @@ class GameSockets:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game with PIN {payload.pin}")
         self.limits.join(client.ip)
         runner = await self.hub.get(record.id)
-        player_id = await self.hub.join(runner, client.device_id, payload.nickname)
-        await self._bind(client, runner, player_id)
+        participation: list[asyncio.Future[None]] = []
+        device, caller = client.device_id, client.caller.user_id
+
+        def seated(player_id: str) -> None:
+            """The seat's row is in: write this socket's participation while the join's
+            events commit (the acknowledgement waits for both)."""
+            row = Participation(
+                runner.record.id, client.sid, device, uuid.UUID(player_id), "player", caller
+            )
+            participation.append(asyncio.ensure_future(self.realtime.store.join(row)))
+
+        early = runner.room not in client.rooms  # else _bind writes no participation
+        try:
+            player_id = await self.hub.join(
+                runner, device, payload.nickname, seated=seated if early else None
+            )
+        finally:
+            for written in participation:
+                await written  # its failure fails the join, as before
+        await self._bind(client, runner, player_id, recorded=bool(participation))
         return {
             "ok": True,
             "gameId": runner.game_id,

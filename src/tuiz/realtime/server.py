@@ -42,7 +42,7 @@ MAX_EARLY_JOINS = 4
 
 
 class EventSink(Protocol):
-    async def append(self, event: NewEvent) -> StoredEvent: ...
+    def submit(self, event: NewEvent) -> asyncio.Future[StoredEvent]: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -372,12 +372,19 @@ class Realtime:
         await self._send_joined(client, payload.room_id, access)
 
     async def join_room(
-        self, client: Client, room_id: str, access: RoomAccess, *, joined: bool = True
+        self,
+        client: Client,
+        room_id: str,
+        access: RoomAccess,
+        *,
+        joined: bool = True,
+        recorded: bool = False,
     ) -> None:
-        """Put a registered socket in a game's room: participant row, room, announcement;
-        `room:joined` to it unless the caller sends that itself (`joined=False`)."""
+        """Put a registered socket in a game's room: participant row (unless the caller has
+        `recorded` it), room, announcement; `room:joined` to it unless the caller sends that
+        itself (`joined=False`)."""
         assert client.device_id is not None
-        if access.player_id is not None:
+        if access.player_id is not None and not recorded:
             await self.store.join(
                 Participation(
                     game_id=access.game_id,
@@ -394,14 +401,11 @@ class Realtime:
         client.rooms[room_id] = access
         if joined:
             await self._send_joined(client, room_id, access)
-        await self._announce(
-            client,
-            access,
-            "room:user-joined",
-            "join",
-            {"roomId": room_id, "socketId": client.sid, "role": access.role},
-            skip_sid=client.sid,
-        )
+        # Logged in order now, told to the room once committed, without holding the join's
+        # acknowledgement for that commit (the joiner's own rows are already durable).
+        body = {"roomId": room_id, "socketId": client.sid, "role": access.role}
+        logged = self._log(client, access, "room:user-joined", "join", body)
+        self._in_background(client, self._send_logged(logged, "room:user-joined", body, client.sid))
 
     async def _send_joined(self, client: Client, room_id: str, access: RoomAccess) -> None:
         clients = len(self.sio.manager.rooms.get("/", {}).get(room_id, {}))
@@ -493,19 +497,39 @@ class Realtime:
         skip_sid: str | None = None,
     ) -> None:
         """Log a room event (when logging is on) and send it to the room with its `seq`."""
-        if self.events is not None:
-            stored = await self.events.append(
-                NewEvent(
-                    game_id=access.game_id,
-                    event_type=event,
-                    action=action,
-                    payload=body,
-                    socket_id=client.sid,
-                    device_id=client.device_id,
-                    player_id=access.player_id,
-                    user_id=client.caller.user_id,
-                )
+        await self._send_logged(
+            self._log(client, access, event, action, body), event, body, skip_sid
+        )
+
+    def _log(
+        self, client: Client, access: RoomAccess, event: str, action: str, body: dict[str, Any]
+    ) -> asyncio.Future[StoredEvent] | None:
+        """Queue a room event on the log (its place in the game's order is taken now)."""
+        if self.events is None:
+            return None
+        return self.events.submit(
+            NewEvent(
+                game_id=access.game_id,
+                event_type=event,
+                action=action,
+                payload=body,
+                socket_id=client.sid,
+                device_id=client.device_id,
+                player_id=access.player_id,
+                user_id=client.caller.user_id,
             )
+        )
+
+    async def _send_logged(
+        self,
+        logged: asyncio.Future[StoredEvent] | None,
+        event: str,
+        body: dict[str, Any],
+        skip_sid: str | None,
+    ) -> None:
+        """Send a room event once its log entry committed, with its `seq`."""
+        if logged is not None:
+            stored = await asyncio.shield(logged)
             body = {**body, "seq": stored.seq}
         room = str(body["roomId"])
         if event in PRESENCE_EVENTS:

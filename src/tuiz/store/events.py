@@ -447,8 +447,13 @@ class EventLog:
 
     async def append(self, event: NewEvent) -> StoredEvent:
         """Queue one event; returns once it is committed. Cancelling does not withdraw it."""
+        return await self.submit(event)
+
+    def submit(self, event: NewEvent) -> asyncio.Future[StoredEvent]:
+        """Queue one event now (its place in the game's order is taken by this call); the
+        future settles once it is committed."""
         self._check_running()
-        return await self._enqueue(event, validate(event))
+        return self._enqueue(event, validate(event))
 
     async def append_many(
         self, events: Iterable[NewEvent], *, ordered: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -20,11 +21,16 @@ class MemoryEventLog:
         return None
 
     async def append(self, event: NewEvent) -> StoredEvent:
+        return await self.submit(event)
+
+    def submit(self, event: NewEvent) -> asyncio.Future[StoredEvent]:
         validate(event)
         log = self._events[event.game_id]
         stored = stored_event(event, uuid.uuid4(), len(log) + 1, datetime.now(UTC))
         log.append(stored)
-        return stored
+        done: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
+        done.set_result(stored)
+        return done
 
     async def read(
         self, game_id: uuid.UUID, after_seq: int = 0, limit: int = 1000
