@@ -266,6 +266,11 @@ class Game:
         player_id = self._seat_by_device.get(device_id)
         return None if player_id is None else self.players[player_id]
 
+    @property
+    def seated_count(self) -> int:
+        """Players in the game (not kicked), kept as seats change."""
+        return self._seated_count
+
     def seated(self) -> Iterable[PlayerState]:
         """Players who are in the game (not kicked)."""
         return (p for p in self.players.values() if not p.kicked)
@@ -395,7 +400,7 @@ class Game:
             "time_left_ms": self.time_left(now) if now is not None else self.clock.remaining_ms,
             "paused": self.clock.paused,
             "locked": self.locked,
-            "players_count": self._seated_count,
+            "players_count": self.seated_count,
             "connected_count": self._connected_count,
             "answered_count": self.answered_count(),
             "top": None,

@@ -100,7 +100,7 @@ def answer_stats(game: Game, b: Body) -> Body:
         "questionId": question.id if question else None,
         "counts": game.answer_counts(),
         "answered": game.answered_count(),
-        "total": sum(1 for _ in game.seated()),
+        "total": game.seated_count,
     }
 
 
@@ -147,7 +147,7 @@ def event_messages(
     b = base(runner, seq)
     out: list[tuple[To, str | None, str, Body]] = []
     if isinstance(event, PlayerJoined):  # to the host and screens: N, not N², per lobby
-        count = sum(1 for _ in game.seated())
+        count = game.seated_count
         body = {**b, "playerId": event.player_id, "playerName": event.name, "playersCount": count}
         out.append((To.WATCHERS, None, "game:player-joined", body))
     elif isinstance(event, PlayerConnection):
@@ -244,7 +244,7 @@ def _phase_messages(
         body = {
             **b,
             "leaderboard": board(game, game.settings.leaderboard_size),
-            "total": sum(1 for _ in game.seated()),
+            "total": game.seated_count,
         }
         out.append((To.ROOM, None, "game:leaderboard:update", body))
     return out
@@ -317,7 +317,7 @@ def game_view(runner: GameRunner, audience: Audience = Audience.PUBLIC) -> Body:
         "status": game.status.value,
         "phase": game.phase.value,
         "locked": game.locked,
-        "current_players": sum(1 for _ in game.seated()),
+        "current_players": game.seated_count,
         "current_question_index": max(game.question_index, 0),
         "total_questions": len(game.quiz.questions),
         "game_settings": record.settings,
@@ -352,7 +352,7 @@ def players(runner: GameRunner) -> list[Body]:
 
 def leaderboard(runner: GameRunner, limit: int) -> Body:
     game = runner.game
-    return {"leaderboard": game.leaderboard(limit), "total": sum(1 for _ in game.seated())}
+    return {"leaderboard": game.leaderboard(limit), "total": game.seated_count}
 
 
 def revealed_questions(game: Game) -> set[str]:
@@ -651,7 +651,7 @@ def leaderboard_entries(runner: GameRunner, limit: int) -> Body:
     return {
         "leaderboard": rows,
         "entries": entries,
-        "total": sum(1 for _ in game.seated()),
+        "total": game.seated_count,
         "game_id": runner.game_id,
     }
 
