@@ -197,7 +197,22 @@ class Event:
     type: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **dataclasses.asdict(self)}
+        # Every event's fields are flat (str, int, bool, enum, tuple of str): a shallow copy is
+        # what `dataclasses.asdict` gives, without its recursive deep copy (once per answer).
+        out: dict[str, Any] = {"type": self.type}
+        for name in _field_names(type(self)):
+            out[name] = getattr(self, name)
+        return out
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 @dataclass(frozen=True, slots=True)
