@@ -40,8 +40,10 @@ _ACCESS = """
 SELECT b.i, g.id IS NOT NULL AS found, p.id AS player_id, p.is_host
   FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS b(game_id, device_id, i)
   LEFT JOIN public.games g ON g.id = b.game_id
-  LEFT JOIN public.players p
-         ON p.game_id = g.id AND p.device_id = b.device_id AND p.removed_at IS NULL
+  LEFT JOIN LATERAL (  -- an index lookup per request, never a pass over the game's seats
+        SELECT p.id, p.is_host FROM public.players p
+         WHERE p.game_id = g.id AND p.device_id = b.device_id AND p.removed_at IS NULL
+         LIMIT 1) p ON true
 """
 
 
