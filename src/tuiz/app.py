@@ -29,6 +29,8 @@ from tuiz.api import uploads as api_uploads
 from tuiz.api.targets import RefuseInvalidTargets
 from tuiz.body_limit import BodyLimit, PathLimit
 from tuiz.cluster.fanout import RedisFanout
+from tuiz.cluster.forward import ForwardGames, GameRouter
+from tuiz.cluster.node import ClusterNode, tag_session_ids
 from tuiz.config import Settings
 from tuiz.context import AppContext
 from tuiz.http_protocol import ReadTimeoutHttpProtocol, read_timeout_protocol
@@ -150,8 +152,15 @@ async def start_realtime(ctx: AppContext) -> None:
         ctx.hub = GameHub(
             publisher=SocketPublisher(ctx.sio), settings=ctx.settings, events=events, games=games
         )
-        GameSockets(ctx.realtime, ctx.hub, games, ctx.limits)
+        cluster = None
+        if ctx.settings.redis_url:
+            cluster = ClusterNode(ctx.settings.redis_url, ctx.hub, ctx.realtime, ctx.extras["api"])
+            ctx.extras["cluster"] = cluster
+        route = cluster.router.route if cluster is not None else None
+        GameSockets(ctx.realtime, ctx.hub, games, ctx.limits, route)
         ctx.hub.start()
+        if cluster is not None:
+            cluster.start()
         hub = ctx.hub
         ctx.metrics.observe(
             "tuiz_live_games",
@@ -192,8 +201,13 @@ async def shutdown(ctx: AppContext) -> None:
     share = shutdown_left(ctx) / 3
     if ctx.realtime is not None:
         await _bounded("drain sockets", ctx.realtime.drain(), share / 2)
+    cluster: ClusterNode | None = ctx.extras.get("cluster")
+    if cluster is not None:
+        await _bounded("stop failover", cluster.stop_failover(), share / 4)
     if ctx.hub is not None:
         await _bounded("close games", ctx.hub.close(), share / 2)
+    if cluster is not None:
+        await _bounded("close cluster link", cluster.close(), share / 4)
     if ctx.events is not None:
         await _bounded("close event log", ctx.events.close(timeout=shutdown_left(ctx) * 0.7))
     for task in ctx.tasks:
@@ -226,6 +240,7 @@ def create_app(settings: Settings | None = None) -> Any:
 
     api = FastAPI(title="tuiz", version=__version__, lifespan=lifespan)
     api.state.ctx = ctx
+    ctx.extras["api"] = api  # the cluster runs forwarded REST requests through it
     api_errors.install(api)
     api.add_middleware(RefuseInvalidTargets)  # NUL or non-UTF-8 in path or query: 422
     api.include_router(ops.router)
@@ -258,6 +273,12 @@ def create_app(settings: Settings | None = None) -> Any:
         ping_timeout=ctx.settings.ping_timeout_ms / 1000,
     )
     ctx.sio = sio
+    if ctx.settings.node:
+        tag_session_ids(sio.eio, ctx.settings.node)
+
+    def router() -> GameRouter | None:
+        cluster: ClusterNode | None = ctx.extras.get("cluster")
+        return cluster.router if cluster is not None else None
 
     async def close_polling_session(scope: dict[str, Any]) -> None:
         """A long-polling POST refused for its size ends its session, as Node's server does."""
@@ -267,7 +288,9 @@ def create_app(settings: Settings | None = None) -> Any:
 
     upload_limit = ctx.settings.max_upload_bytes + api_uploads.MULTIPART_SLACK
     bodies = BodyLimit(
-        socketio.ASGIApp(sio, other_asgi_app=api, socketio_path=SOCKETIO_PATH),
+        socketio.ASGIApp(
+            sio, other_asgi_app=ForwardGames(api, router), socketio_path=SOCKETIO_PATH
+        ),
         limit=ctx.settings.max_body_bytes,
         paths=[
             PathLimit(

@@ -122,6 +122,8 @@ class GameHub:
         self._expiry: asyncio.Task[None] | None = None
         self._creating: set[uuid.UUID] = set()  # rows whose log is being started
         self._not_engine: set[str] = set()  # games whose log does not start with a creation
+        # Told of every game this process takes up from its log (cluster: failover re-seats).
+        self.load_hooks: list[Callable[[GameRunner], None]] = []
 
     @property
     def owner(self) -> str:
@@ -283,6 +285,8 @@ class GameHub:
             runner._save_projection_soon()
         self.runners[game_id] = runner
         runner._reschedule()  # a deadline already past fires at once
+        for hook in self.load_hooks:
+            hook(runner)
         return runner
 
     async def resume_live_games(self) -> int:

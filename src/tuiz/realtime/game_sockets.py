@@ -9,6 +9,7 @@ makes the TUIZ client drop its registration).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any
@@ -39,10 +40,13 @@ from tuiz.live.publisher import Body
 from tuiz.live.runner import GameRunner
 from tuiz.live.views import answer_accepted, board
 from tuiz.realtime.protocol import Payload, parse
-from tuiz.realtime.server import Client, Realtime, watchers_room
+from tuiz.realtime.server import Client, Handler, Realtime, watchers_room
 from tuiz.store.connections import Participation
 from tuiz.store.games import GameRepository
 from tuiz.store.rooms import RoomAccess
+
+Route = Callable[[str, Handler], Handler]
+"""Wraps a handler so that it runs where its game runs (`tuiz.cluster.forward`)."""
 
 Pin = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -160,28 +164,43 @@ HOST_COMMANDS: dict[str, Callable[[str, dict[str, Any]], Command]] = {
 
 class GameSockets:
     def __init__(
-        self, realtime: Realtime, hub: GameHub, games: GameRepository, limits: AbuseLimits
+        self,
+        realtime: Realtime,
+        hub: GameHub,
+        games: GameRepository,
+        limits: AbuseLimits,
+        route: Route | None = None,
     ) -> None:
+        """`route` (cluster) runs each handler on the game's owner, wherever the socket is."""
         self.realtime = realtime
         self.limits = limits
         self.hub = hub
         self.games = games
-        on = realtime.on
-        on("game:join", self._join, error_event="game:error")
-        on("game:rejoin", self._rejoin, error_event="game:error")
-        on("game:host:join", self._host_join, error_event="game:error")
-        on("game:answer:submit", self._answer, error_event="game:error")
-        on("game:state", self._state, error_event="game:error")
-        on("game:leaderboard:request", self._leaderboard, error_event="game:error")
+        routed = route or (lambda _event, handler: handler)
+
+        def on(event: str, handler: Handler) -> None:
+            realtime.on(event, routed(event, handler), error_event="game:error")
+
+        on("game:join", self._join)
+        on("game:rejoin", self._rejoin)
+        on("game:host:join", self._host_join)
+        on("game:answer:submit", self._answer)
+        on("game:state", self._state)
+        on("game:leaderboard:request", self._leaderboard)
         for name in HOST_COMMANDS:
-            on(name, self._host_command(name), error_event="game:error")
-        on(
-            "game:question:started",
-            self._host_command("game:question:started"),
-            error_event="game:error",
-        )
+            on(name, self._host_command(name))
+        on("game:question:started", self._host_command("game:question:started"))
         realtime.disconnect_hooks.append(self._on_disconnect)
-        realtime.room_join_hooks.append(self._on_room_join)
+        bind = routed("room:join", self._bind_on_room_join)
+
+        async def on_room_join(client: Client, room_id: str) -> None:
+            with contextlib.suppress(TuizError):  # no such game, or its owner is away
+                await bind(client, {"roomId": room_id})
+
+        realtime.room_join_hooks.append(on_room_join)
+
+    async def _bind_on_room_join(self, client: Client, data: dict[str, str]) -> None:
+        await self._on_room_join(client, data["roomId"])
 
     async def _on_room_join(self, client: Client, room_id: str) -> None:
         """TUIZ client games: a `room:join` binds the socket to what its device holds, the

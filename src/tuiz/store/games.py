@@ -212,6 +212,20 @@ class GameRepository:
             player_ids,
         )
 
+    async def leased_live_games(self) -> list[tuple[uuid.UUID, str, bool]]:
+        """(game, owner, lease lapsed) of every running game and every lobby someone holds
+        (a running game nobody holds: owner "", lapsed): failover takes these up."""
+        rows = await self._pool.fetch(
+            """
+            SELECT g.id, coalesce(o.owner, '') AS owner,
+                   coalesce(o.expires_at < now(), true) AS lapsed
+              FROM public.games g LEFT JOIN public.game_owners o ON o.game_id = g.id
+             WHERE g.status IN ('active', 'paused')
+                OR (g.status = 'waiting' AND o.game_id IS NOT NULL)
+            """
+        )
+        return [(r["id"], r["owner"], r["lapsed"]) for r in rows]
+
     async def claim(self, game_id: uuid.UUID, owner: str, ttl_ms: int) -> str | None:
         """Lease the game for `owner`; returns the holder if another process holds it."""
         held: str | None = await self._pool.fetchval(

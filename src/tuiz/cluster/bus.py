@@ -1,0 +1,242 @@
+"""Request/reply between tuiz processes over Redis pub/sub, each process on its own channel.
+
+A process subscribes to `tuiz:proc:<owner id>` (the id it writes into `game_owners`, so whoever
+reads a game's lease knows where to send its commands) and to one broadcast channel. A request
+carries an id and the sender's id; the answer comes back on the sender's channel. Every wait is
+bounded: a publish that no process receives (the owner is gone) or a reply that does not come
+within `timeout` is UNAVAILABLE, as is every request while Redis is away. Redis carries these
+messages only; the answer is sent once the owner has made the command durable, so a lost reply
+never loses an acknowledged command, and a retried one is decided again by the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from tuiz.errors import ErrorCode, TuizError, client_error
+from tuiz.logs import get_logger
+
+log = get_logger(__name__)
+
+BROADCAST = "tuiz:cluster"
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+def inbox(owner: str) -> str:
+    """The channel a process listens on: named by its lease owner id."""
+    return f"tuiz:proc:{owner}"
+
+
+class OwnerGone(TuizError):
+    """No process listens on the owner's channel: it died (its lease has not lapsed yet)."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(
+            ErrorCode.UNAVAILABLE,
+            "the process running this game is gone; another takes it over shortly, try again",
+        )
+        self.owner = owner
+
+
+class ClusterBus:
+    """This process's end of the cluster link: send requests, answer them, hear broadcasts."""
+
+    def __init__(
+        self,
+        url: str,
+        owner: str,
+        *,
+        timeout: float = 5.0,
+        connect_timeout: float = 1.0,
+        reconnect_max: float = 2.0,
+    ) -> None:
+        self.owner = owner
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.reconnect_max = reconnect_max
+        self.redis = aioredis.Redis.from_url(
+            url, retry=Retry(NoBackoff(), 1), socket_connect_timeout=connect_timeout
+        )
+        self.handlers: dict[str, Handler] = {}  # requests: their result is the reply
+        self.notices: dict[str, Handler] = {}  # one-way messages and broadcasts
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+        self._work: set[asyncio.Task[None]] = set()
+        self.up = False
+        self.subscribed = asyncio.Event()
+        self.forwarded = 0
+        self.served = 0
+        self.failed = 0
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send(self, channel: str, message: dict[str, Any]) -> int:
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                receivers: int = await self.redis.publish(channel, orjson.dumps(message))
+        except Exception as exc:
+            self.failed += 1
+            raise TuizError(
+                ErrorCode.UNAVAILABLE,
+                "this game runs on another tuiz process and the link to it (Redis) is down;"
+                " try again shortly",
+            ) from exc
+        return receivers
+
+    async def request(self, owner: str, op: str, body: dict[str, Any]) -> Any:
+        """The owner's answer to `op`, its typed error raised here, or UNAVAILABLE."""
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            message = {"op": op, "id": request_id, "from": self.owner, "body": body}
+            if await self._send(inbox(owner), message) == 0:
+                self.failed += 1
+                raise OwnerGone(owner)
+            self.forwarded += 1
+            try:
+                async with asyncio.timeout(self.timeout):
+                    reply = await future
+            except TimeoutError:
+                self.failed += 1
+                raise TuizError(
+                    ErrorCode.UNAVAILABLE,
+                    "the process running this game did not answer in time; try again",
+                ) from None
+        finally:
+            self._pending.pop(request_id, None)
+        error = reply.get("error")
+        if isinstance(error, dict):
+            details = error.get("details") or {}
+            raise TuizError(ErrorCode(error["error"]), str(error["message"]), **details)
+        return reply.get("result")
+
+    async def notify(self, owner: str, op: str, body: dict[str, Any]) -> bool:
+        """A one-way message; False when nobody received it (or Redis is down)."""
+        try:
+            return await self._send(inbox(owner), {"op": op, "from": self.owner, "body": body}) > 0
+        except TuizError:
+            return False
+
+    async def broadcast(self, op: str, body: dict[str, Any]) -> None:
+        """To every process (this one included); lost while Redis is down."""
+        with contextlib.suppress(TuizError):
+            await self._send(BROADCAST, {"op": op, "from": self.owner, "body": body})
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever(), name="tuiz-cluster-bus")
+
+    async def _listen_forever(self) -> None:
+        backoff = 0.05
+        while True:
+            pubsub: Any = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    await pubsub.subscribe(inbox(self.owner), BROADCAST)
+                if not self.up:
+                    log.info("cluster_bus_up", owner=self.owner)
+                self.up = True
+                self.subscribed.set()
+                backoff = 0.05
+                await self._receive(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.up:
+                    log.error("cluster_bus_down", error=repr(exc))
+                self.up = False
+                self.subscribed.clear()
+                with contextlib.suppress(Exception):
+                    await self.redis.connection_pool.disconnect()
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.reconnect_max)
+
+    async def _receive(self, pubsub: Any) -> None:
+        idle_since = time.monotonic()
+        while True:
+            if time.monotonic() - idle_since > 2.0:  # notice a dead Redis while idle
+                async with asyncio.timeout(self.connect_timeout):
+                    await self.redis.ping()
+                idle_since = time.monotonic()
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if message is None or message.get("type") != "message":
+                continue
+            idle_since = time.monotonic()
+            try:
+                data = orjson.loads(message["data"])
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(data, dict):
+                self._dispatch(data)
+
+    def _dispatch(self, data: dict[str, Any]) -> None:
+        reply_to = data.get("reply")
+        if isinstance(reply_to, int):
+            future = self._pending.get(reply_to)
+            if future is not None and not future.done():
+                future.set_result(data)
+            return
+        op = data.get("op")
+        body = data.get("body")
+        if not isinstance(op, str) or not isinstance(body, dict):
+            return
+        if "id" in data:
+            self._spawn(self._answer(op, data["id"], str(data.get("from", "")), body))
+        elif op in self.notices:
+            self._spawn(self._notice(op, body))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        """Started in arrival order: a game's commands reach its runner in the order sent."""
+        task = asyncio.ensure_future(work)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
+    async def _answer(self, op: str, request_id: Any, sender: str, body: dict[str, Any]) -> None:
+        handler = self.handlers.get(op)
+        reply: dict[str, Any] = {"reply": request_id}
+        try:
+            if handler is None:
+                raise TuizError(ErrorCode.UNAVAILABLE, f"this process does not serve {op!r}")
+            reply["result"] = await handler(body)
+            self.served += 1
+        except Exception as exc:
+            error = client_error(exc)
+            if error is None:
+                log.error("cluster_request_failed", op=op, exc_info=exc)
+                error = TuizError(ErrorCode.INTERNAL_ERROR, "the server failed to handle this")
+            reply["error"] = error.to_payload()
+        with contextlib.suppress(TuizError):
+            await self._send(inbox(sender), reply)
+
+    async def _notice(self, op: str, body: dict[str, Any]) -> None:
+        try:
+            await self.notices[op](body)
+        except Exception as exc:
+            log.warning("cluster_notice_failed", op=op, error=repr(exc))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._work):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()

@@ -1,0 +1,402 @@
+"""Any process serves any client of any game: what it cannot run itself goes to the owner.
+
+A game's socket events and REST requests run where the game is: on this process when it owns
+the game (or can claim it), else on the owner named by the game's lease, over `ClusterBus`.
+The owner runs the very handler it would run for its own clients, with a copy of the socket's
+state (device, caller, seats, rooms) or the raw HTTP request (headers, so the same credentials
+are checked), and answers only once the command is durable; results and typed errors come back
+unchanged. What the handler changed about the socket (a seat, a room) is applied here. Events
+come back through the fan-out (`fanout.py`): room emits, and emits to one socket, which
+python-socketio's Redis manager delivers on the process that holds it, as it does room entry.
+
+After a failover the new owner asks every process for the sockets seated in the game
+(`reseat`), so per-seat events (an answer's acknowledgement, a player's own result) keep
+reaching them. A socket that goes away tells the owner (`unseat`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tuiz.auth import Caller
+from tuiz.cluster.bus import ClusterBus, OwnerGone
+from tuiz.errors import ErrorCode, TuizError
+from tuiz.logs import get_logger
+from tuiz.realtime.ratelimit import TokenBucket
+from tuiz.realtime.server import Client, watchers_room
+from tuiz.store.rooms import RoomAccess
+
+if TYPE_CHECKING:
+    from tuiz.live.hub import GameHub
+    from tuiz.live.runner import GameRunner
+    from tuiz.realtime.server import Realtime
+
+log = get_logger(__name__)
+
+SocketHandler = Callable[[Client, Any], Awaitable[Any]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+GAME_PATH = re.compile(rf"^/games/({_UUID})(?:/|$)")
+PIN_PATH = re.compile(r"^/games/by-code/(\d{6})$")
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"})
+MAX_FORWARDED_BODY = 1 << 20
+
+
+def _rooms_out(rooms: dict[str, RoomAccess]) -> dict[str, list[Any]]:
+    return {
+        room: [str(a.game_id), str(a.player_id) if a.player_id else None, a.role]
+        for room, a in rooms.items()
+    }
+
+
+def _rooms_in(rooms: dict[str, list[Any]]) -> dict[str, RoomAccess]:
+    return {
+        room: RoomAccess(uuid.UUID(g), uuid.UUID(p) if p else None, str(role))
+        for room, (g, p, role) in rooms.items()
+    }
+
+
+def client_context(client: Client) -> dict[str, Any]:
+    """What a handler reads of a socket, for the owner to rebuild it."""
+    caller = client.caller
+    return {
+        "sid": client.sid,
+        "role": caller.role,
+        "user": str(caller.user_id) if caller.user_id else None,
+        "claims": caller.claims,
+        "ip": client.ip,
+        "ua": client.user_agent,
+        "device": client.device_id,
+        "reconnects": client.reconnect_count,
+        "seats": client.seats,
+        "rooms": _rooms_out(client.rooms),
+    }
+
+
+def remote_client(ctx: dict[str, Any]) -> Client:
+    """The socket as its own process sees it (its rate limit was counted there)."""
+    user = ctx.get("user")
+    return Client(
+        sid=str(ctx["sid"]),
+        caller=Caller(
+            role=str(ctx["role"]), user_id=uuid.UUID(user) if user else None, claims=ctx["claims"]
+        ),
+        ip=ctx.get("ip"),
+        user_agent=ctx.get("ua"),
+        bucket=TokenBucket(1e9, 1e9),
+        last_seen=time.monotonic(),
+        device_id=ctx.get("device"),
+        reconnect_count=int(ctx.get("reconnects") or 0),
+        rooms=_rooms_in(ctx.get("rooms") or {}),
+        seats=dict(ctx.get("seats") or {}),
+    )
+
+
+def _game_ref(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    ref = data.get("gameId", data.get("roomId"))
+    if not isinstance(ref, str) or len(ref) > 64:
+        return None
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        return None
+
+
+class GameRouter:
+    """Where each game runs, and the forwarding of socket events and REST requests to it."""
+
+    def __init__(self, bus: ClusterBus, hub: GameHub, realtime: Realtime, api: ASGIApp) -> None:
+        self.bus = bus
+        self.hub = hub
+        self.realtime = realtime
+        self.api = api  # the REST app itself (not this router's middleware: no loops)
+        self.handlers: dict[str, SocketHandler] = {}
+        self._owners: dict[str, tuple[str, float]] = {}  # game id -> (owner, known until)
+        self._owner_ttl = hub.settings.game_lease_ms / 3000
+        self._tasks: set[asyncio.Task[None]] = set()
+        bus.handlers["socket"] = self._serve_socket
+        bus.handlers["http"] = self._serve_http
+        bus.handlers["seat"] = self._serve_seat
+        bus.notices["unseat"] = self._serve_unseat
+        bus.notices["reseat"] = self._on_reseat
+        realtime.disconnect_hooks.append(self._on_disconnect)
+        hub.load_hooks.append(self._on_load)
+
+    # -- where a game runs ---------------------------------------------------------------
+
+    async def owner_of(self, game_id: str) -> str | None:
+        """The process to ask, or None to run it here (owned, claimed now, or no such game:
+        the handler then gives the same error it gives anywhere)."""
+        if game_id in self.hub.runners:
+            return None
+        known = self._owners.get(game_id)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        try:
+            await self.hub.get(game_id)
+        except TuizError as exc:
+            owner = exc.details.get("owner") if exc.code is ErrorCode.UNAVAILABLE else None
+            if isinstance(owner, str) and owner != self.bus.owner:
+                self._owners[game_id] = (owner, time.monotonic() + self._owner_ttl)
+                return owner
+            return None
+        except Exception:
+            return None  # the database away: the handler says so
+        self._owners.pop(game_id, None)
+        return None
+
+    async def _ask(self, game_id: str, op: str, body: dict[str, Any]) -> tuple[bool, Any]:
+        """(True, answer) from the owner, or (False, None): run it here. A publish nobody
+        received (the owner is gone) is asked again once, where the lease now says; it was
+        never delivered, so asking again cannot apply anything twice."""
+        for attempt in range(2):
+            owner = await self.owner_of(game_id)
+            if owner is None:
+                return False, None
+            try:
+                return True, await self.bus.request(owner, op, body)
+            except OwnerGone:
+                self._owners.pop(game_id, None)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- sockets -------------------------------------------------------------------------
+
+    def route(self, event: str, handler: SocketHandler) -> SocketHandler:
+        """`handler` for this event, run on the game's owner wherever the socket is."""
+        self.handlers[event] = handler
+
+        async def routed(client: Client, data: Any) -> Any:
+            game_id = await self._game_of(event, data)
+            if game_id is None:
+                return await handler(client, data)
+            body = {"event": event, "data": data, "client": client_context(client)}
+            remote, reply = await self._ask(game_id, "socket", body)
+            if not remote:
+                return await handler(client, data)
+            for gid, seat in reply["seats"].items():
+                client.seats[gid] = seat
+            for room, access in _rooms_in(reply["rooms"]).items():
+                if room not in client.rooms:
+                    client.rooms[room] = access
+                    await self.realtime.sio.enter_room(client.sid, room)  # now, not via Redis
+                    if access.role != "player":
+                        await self.realtime.sio.enter_room(client.sid, watchers_room(room))
+            return reply["ack"]
+
+        return routed
+
+    async def _game_of(self, event: str, data: Any) -> str | None:
+        if event == "game:join" and isinstance(data, dict):
+            pin = data.get("pin")
+            if not isinstance(pin, str) or not re.fullmatch(r"\d{6}", pin):
+                return None
+            record = await self.hub.games.by_pin(pin)
+            return str(record.id) if record else None
+        return _game_ref(data)
+
+    async def _serve_socket(self, body: dict[str, Any]) -> dict[str, Any]:
+        client = remote_client(body["client"])
+        handler = self.handlers.get(str(body["event"]))
+        if handler is None:
+            raise TuizError(ErrorCode.UNKNOWN_EVENT, "not a game event")
+        ack = await handler(client, body.get("data"))
+        return {"ack": ack, "seats": client.seats, "rooms": _rooms_out(client.rooms)}
+
+    async def _on_disconnect(self, client: Client) -> None:
+        for game_id in client.seats:
+            if game_id in self.hub.runners:
+                continue  # GameSockets unseats it here
+            known = self._owners.get(game_id)
+            if known is not None:
+                await self.bus.notify(known[0], "unseat", {"game": game_id, "sid": client.sid})
+
+    async def _serve_unseat(self, body: dict[str, Any]) -> None:
+        runner = self.hub.runners.get(str(body["game"]))
+        if runner is not None:
+            await runner.unseat_socket(str(body["sid"]))
+
+    # -- failover: the new owner learns which sockets are seated where ---------------------
+
+    def _on_load(self, runner: GameRunner) -> None:
+        task = asyncio.create_task(
+            self.bus.broadcast("reseat", {"game": runner.game_id, "owner": self.bus.owner})
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_reseat(self, body: dict[str, Any]) -> None:
+        game_id, owner = str(body["game"]), str(body["owner"])
+        if owner != self.bus.owner:
+            self._owners[game_id] = (owner, time.monotonic() + self._owner_ttl)
+        seats = [
+            [c.sid, c.seats[game_id]]
+            for c in list(self.realtime.clients.values())
+            if game_id in c.seats
+        ]
+        if not seats:
+            return
+        if owner == self.bus.owner:
+            await self._serve_seat({"game": game_id, "seats": seats})
+        else:
+            with contextlib.suppress(TuizError):
+                await self.bus.request(owner, "seat", {"game": game_id, "seats": seats})
+
+    async def _serve_seat(self, body: dict[str, Any]) -> int:
+        runner = self.hub.runners.get(str(body["game"]))
+        if runner is None:
+            return 0
+        for sid, player_id in body["seats"]:
+            await runner.seat_socket(str(sid), str(player_id) if player_id else None)
+        return len(body["seats"])
+
+    # -- REST ----------------------------------------------------------------------------
+
+    async def game_of_path(self, path: str) -> str | None:
+        found = GAME_PATH.match(path)
+        if found:
+            return found.group(1).lower()
+        found = PIN_PATH.match(path)
+        if found:
+            record = await self.hub.games.by_pin(found.group(1))
+            return str(record.id) if record else None
+        return None
+
+    async def http(self, game_id: str, scope: dict[str, Any], body: bytes) -> dict[str, Any] | None:
+        """The owner's response to this request, or None: serve it here."""
+        request = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope.get("query_string", b"").decode("latin-1"),
+            "headers": [
+                [k.decode("latin-1"), v.decode("latin-1")]
+                for k, v in scope.get("headers", [])
+                if k.lower() not in HOP_BY_HOP
+            ],
+            "client": list(scope["client"]) if scope.get("client") else None,
+            "scheme": scope.get("scheme", "http"),
+            "body": base64.b64encode(body).decode(),
+        }
+        remote, reply = await self._ask(game_id, "http", request)
+        return reply if remote else None
+
+    async def _serve_http(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run a forwarded request through this process's REST app, as if it came here."""
+        body = base64.b64decode(request["body"])
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request["method"],
+            "scheme": request["scheme"],
+            "path": request["path"],
+            "raw_path": request["path"].encode(),
+            "query_string": request["query"].encode("latin-1"),
+            "root_path": "",
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request["headers"]],
+            "client": tuple(request["client"]) if request["client"] else None,
+            "server": None,
+        }
+        status = 500
+        headers: list[list[str]] = []
+        chunks: list[bytes] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers.extend(
+                    [k.decode("latin-1"), v.decode("latin-1")]
+                    for k, v in message.get("headers", [])
+                )
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.api(scope, _replay(body), send)
+        return {
+            "status": status,
+            "headers": headers,
+            "body": base64.b64encode(b"".join(chunks)).decode(),
+        }
+
+
+class ForwardGames:
+    """ASGI middleware: a game's REST request goes to the process that runs the game."""
+
+    def __init__(self, app: ASGIApp, router: Callable[[], GameRouter | None]) -> None:
+        self.app = app
+        self.router = router
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        router = self.router() if scope["type"] == "http" else None
+        game_id = await router.game_of_path(scope["path"]) if router is not None else None
+        if router is None or game_id is None:
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_FORWARDED_BODY:
+                await _respond_error(send, TuizError(ErrorCode.PAYLOAD_TOO_LARGE, "too large"))
+                return
+        try:
+            reply = await router.http(game_id, scope, body)
+        except TuizError as exc:
+            await _respond_error(send, exc)
+            return
+        if reply is None:
+            await self.app(scope, _replay(body), send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply["status"],
+                "headers": [
+                    (k.encode("latin-1"), v.encode("latin-1")) for k, v in reply["headers"]
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": base64.b64decode(reply["body"])})
+
+
+def _replay(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A `receive` that hands the already-read body to the app once."""
+    done = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal done
+        if not done:
+            done = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _respond_error(send: Any, error: TuizError) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.http_status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": orjson.dumps(error.to_payload())})

@@ -1,0 +1,49 @@
+"""This process as a member of a cluster (REDIS_URL set): the bus, the router, failover.
+
+Also the sticky-session tag: with `TUIZ_NODE` set, every Engine.IO session id starts with
+`<node>.`, so a load balancer can send each long-polling request of a session to the process
+that holds it by reading the `sid` query argument alone (deploy/nginx.conf), whatever the
+client's address or cookies.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tuiz.cluster.bus import ClusterBus
+from tuiz.cluster.failover import Failover
+from tuiz.cluster.forward import ASGIApp, GameRouter
+
+if TYPE_CHECKING:
+    from tuiz.live.hub import GameHub
+    from tuiz.realtime.server import Realtime
+
+
+class ClusterNode:
+    def __init__(self, url: str, hub: GameHub, realtime: Realtime, api: ASGIApp) -> None:
+        settings = hub.settings
+        self.bus = ClusterBus(url, hub.owner, timeout=settings.forward_timeout_ms / 1000)
+        self.router = GameRouter(self.bus, hub, realtime, api)
+        self.failover = Failover(hub)
+
+    def start(self) -> None:
+        self.bus.start()
+        self.failover.start()
+
+    async def stop_failover(self) -> None:
+        """First on shutdown: this process must not take up games while it lets them go."""
+        await self.failover.stop()
+
+    async def close(self) -> None:
+        await self.failover.stop()
+        await self.bus.close()
+
+
+def tag_session_ids(eio: Any, node: str) -> None:
+    """Engine.IO session ids of this process start with `<node>.` (see the module doc)."""
+    generate = eio.generate_id
+
+    def tagged() -> str:
+        return f"{node}.{generate()}"
+
+    eio.generate_id = tagged
