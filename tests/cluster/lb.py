@@ -8,7 +8,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -108,22 +109,30 @@ class Cluster:
             **env,
         }
         self.ports = [free_port() for _ in range(3)]
-        self.servers: list[ServerProcess] = [self._start(i) for i in range(3)]
+        self.servers: list[ServerProcess] = self._start_all()
         self.url = stack.enter_context(run_nginx(workdir, self.ports))
 
-    def _start(self, index: int) -> ServerProcess:
-        return self.stack.enter_context(
-            run_server(
-                self.db_url,
-                self.workdir / f"n{index + 1}",
-                port=self.ports[index],
-                TUIZ_NODE=f"n{index + 1}",
-                **self.env,
-            )
+    def _server(self, index: int) -> AbstractContextManager[ServerProcess]:
+        return run_server(
+            self.db_url,
+            self.workdir / f"n{index + 1}",
+            port=self.ports[index],
+            TUIZ_NODE=f"n{index + 1}",
+            **self.env,
         )
 
+    def _start_all(self) -> list[ServerProcess]:
+        """The three start side by side (each waits for its own readiness)."""
+        managers = [self._server(i) for i in range(3)]
+        with ThreadPoolExecutor(3) as pool:
+            starts = [pool.submit(m.__enter__) for m in managers]
+        for manager, start in zip(managers, starts, strict=True):
+            if start.exception() is None:
+                self.stack.push(manager.__exit__)
+        return [start.result() for start in starts]
+
     def restart(self, index: int) -> ServerProcess:
-        self.servers[index] = self._start(index)
+        self.servers[index] = self.stack.enter_context(self._server(index))
         return self.servers[index]
 
     def index_of_pid(self, pid: int) -> int:

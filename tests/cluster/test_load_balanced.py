@@ -102,6 +102,8 @@ async def seat(
     a_ack = await call(a, "game:join", {"pin": game["game_code"], "nickname": "A"})
     b_ack = await call(b, "game:join", {"pin": game["game_code"], "nickname": "B"})
     assert a_ack["ok"] and b_ack["ok"], (a_ack, b_ack)
+    # Presence is cluster-wide: each count includes the sockets on the other processes.
+    assert [(await c.expect("room:joined"))["clients"] for c in (host, a, b)] == [1, 2, 3]
     return host, a, b, a_ack, b_ack
 
 
@@ -188,6 +190,7 @@ async def test_owner_killed_mid_question(
     assert acked["ok"], acked  # durable on the owner: must survive what comes next
 
     cluster.servers[owner].kill()
+    killed_at = len(host.log)
     await b.disconnected.wait()
     # B reconnects through nginx to a process still alive and takes its seat back.
     b2 = await connect_on(cluster, clients, "device-b", others[0], "websocket")
@@ -216,6 +219,12 @@ async def test_owner_killed_mid_question(
     for index in others:
         assert await leaderboard(cluster.servers[index].url, game["id"]) == REFERENCE
     await gapless(db_url, game["id"])
+    # Sockets seated on the surviving processes were re-seated on the new owner: A's own
+    # acknowledgements and the host's live answer counts kept reaching them.
+    questions = {data["questionId"] for event, data in a.log if event == "game:answer:accepted"}
+    assert len(questions) == 3
+    after = [event for event, _ in host.log[killed_at:]]
+    assert "game:answer:stats:update" in after
 
 
 async def test_redis_killed_and_restarted(

@@ -38,15 +38,22 @@ def inbox(owner: str) -> str:
     return f"tuiz:proc:{owner}"
 
 
-class OwnerGone(TuizError):
-    """No process listens on the owner's channel: it died (its lease has not lapsed yet)."""
+LIVENESS_CHECK = 0.5  # seconds between checks that the owner still listens, while waiting
 
-    def __init__(self, owner: str) -> None:
+
+class OwnerGone(TuizError):
+    """No process listens on the owner's channel: it died (its lease has not lapsed yet).
+    `delivered`: it died after receiving the request, which may or may not have been applied."""
+
+    def __init__(self, owner: str, *, delivered: bool) -> None:
         super().__init__(
             ErrorCode.UNAVAILABLE,
-            "the process running this game is gone; another takes it over shortly, try again",
+            "the process running this game stopped while handling this; try again"
+            if delivered
+            else "the process running this game is gone; another takes it over shortly, try again",
         )
         self.owner = owner
+        self.delivered = delivered
 
 
 class ClusterBus:
@@ -104,17 +111,9 @@ class ClusterBus:
             message = {"op": op, "id": request_id, "from": self.owner, "body": body}
             if await self._send(inbox(owner), message) == 0:
                 self.failed += 1
-                raise OwnerGone(owner)
+                raise OwnerGone(owner, delivered=False)
             self.forwarded += 1
-            try:
-                async with asyncio.timeout(self.timeout):
-                    reply = await future
-            except TimeoutError:
-                self.failed += 1
-                raise TuizError(
-                    ErrorCode.UNAVAILABLE,
-                    "the process running this game did not answer in time; try again",
-                ) from None
+            reply = await self._reply(owner, future)
         finally:
             self._pending.pop(request_id, None)
         error = reply.get("error")
@@ -122,6 +121,35 @@ class ClusterBus:
             details = error.get("details") or {}
             raise TuizError(ErrorCode(error["error"]), str(error["message"]), **details)
         return reply.get("result")
+
+    async def _reply(self, owner: str, future: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
+        """The reply, or UNAVAILABLE after `timeout`, or OwnerGone as soon as the owner is
+        seen to have stopped listening (it died mid-request)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                self.failed += 1
+                raise TuizError(
+                    ErrorCode.UNAVAILABLE,
+                    "the process running this game did not answer in time; try again",
+                )
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), min(left, LIVENESS_CHECK))
+            except TimeoutError:
+                if await self._listeners(owner) == 0:
+                    self.failed += 1
+                    raise OwnerGone(owner, delivered=True) from None
+
+    async def _listeners(self, owner: str) -> int | None:
+        """Processes subscribed to `owner`'s channel; None when Redis cannot say."""
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                counts = await self.redis.pubsub_numsub(inbox(owner))
+        except Exception:
+            return None
+        return int(counts[0][1]) if counts else 0
 
     async def notify(self, owner: str, op: str, body: dict[str, Any]) -> bool:
         """A one-way message; False when nobody received it (or Redis is down)."""

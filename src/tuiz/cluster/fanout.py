@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,6 +33,9 @@ from tuiz.metrics import Metrics
 from tuiz.realtime.fastemit import FastEmitManager
 
 log = get_logger(__name__)
+
+serving_remote: ContextVar[str | None] = ContextVar("serving_remote", default=None)
+"""The socket (of another process) whose event this task is handling, if any."""
 
 
 @dataclass
@@ -84,7 +88,28 @@ class RedisFanout(socketio.AsyncRedisManager, FastEmitManager):  # type: ignore[
         self.probe_interval = probe_interval
         self.state = FanoutState()
         self._suspect = False  # a publish failed; the listener should check Redis now
+        # Told when a named room's membership on this process changes (cluster presence).
+        self.room_changed: Callable[[str], None] | None = None
         self._redis_connect()  # builds the client (lazy: no connection is opened yet)
+
+    # -- rooms -------------------------------------------------------------------------
+
+    async def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        """A socket served for another process (`forward.py`) enters the room there, when
+        that process applies the reply: not through Redis now, so it is counted once."""
+        if sid == serving_remote.get() and not self.is_connected(sid, namespace):
+            return
+        await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if self.room_changed is not None and room != sid:
+            self.room_changed(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        if self.room_changed is not None and room != sid and room is not None:
+            self.room_changed(room)
 
     # -- sending -----------------------------------------------------------------------
 

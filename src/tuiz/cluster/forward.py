@@ -29,6 +29,8 @@ import orjson
 
 from tuiz.auth import Caller
 from tuiz.cluster.bus import ClusterBus, OwnerGone
+from tuiz.cluster.fanout import serving_remote
+from tuiz.cluster.presence import Presence
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.logs import get_logger
 from tuiz.realtime.ratelimit import TokenBucket
@@ -48,6 +50,18 @@ ASGIApp = Callable[..., Awaitable[None]]
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 GAME_PATH = re.compile(rf"^/games/({_UUID})(?:/|$)")
 PIN_PATH = re.compile(r"^/games/by-code/(\d{6})$")
+ANSWER_PATH = re.compile(r"/players/[^/]+/answer$")
+RETRY_SAFE_EVENTS = frozenset(
+    {
+        "game:answer:submit",  # keyed by its answer id: a second copy is the same answer
+        "game:rejoin",
+        "game:host:join",
+        "game:state",
+        "game:leaderboard:request",
+        "room:join",
+    }
+)
+"""Events that change nothing when applied twice: asked again after the owner died."""
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"})
 MAX_FORWARDED_BODY = 1 << 20
 
@@ -117,13 +131,17 @@ def _game_ref(data: Any) -> str | None:
 class GameRouter:
     """Where each game runs, and the forwarding of socket events and REST requests to it."""
 
-    def __init__(self, bus: ClusterBus, hub: GameHub, realtime: Realtime, api: ASGIApp) -> None:
+    def __init__(
+        self, bus: ClusterBus, hub: GameHub, realtime: Realtime, api: ASGIApp, presence: Presence
+    ) -> None:
         self.bus = bus
+        self.presence = presence
         self.hub = hub
         self.realtime = realtime
         self.api = api  # the REST app itself (not this router's middleware: no loops)
         self.handlers: dict[str, SocketHandler] = {}
         self._owners: dict[str, tuple[str, float]] = {}  # game id -> (owner, known until)
+        self._resolving: dict[str, asyncio.Future[str | None]] = {}
         self._owner_ttl = hub.settings.game_lease_ms / 3000
         self._tasks: set[asyncio.Task[None]] = set()
         bus.handlers["socket"] = self._serve_socket
@@ -144,6 +162,14 @@ class GameRouter:
         known = self._owners.get(game_id)
         if known is not None and known[1] > time.monotonic():
             return known[0]
+        resolving = self._resolving.get(game_id)
+        if resolving is None:  # one lookup per game at a time, however many sockets ask
+            resolving = asyncio.ensure_future(self._resolve(game_id))
+            self._resolving[game_id] = resolving
+            resolving.add_done_callback(lambda _f: self._resolving.pop(game_id, None))
+        return await asyncio.shield(resolving)
+
+    async def _resolve(self, game_id: str) -> str | None:
         try:
             await self.hub.get(game_id)
         except TuizError as exc:
@@ -157,21 +183,32 @@ class GameRouter:
         self._owners.pop(game_id, None)
         return None
 
-    async def _ask(self, game_id: str, op: str, body: dict[str, Any]) -> tuple[bool, Any]:
-        """(True, answer) from the owner, or (False, None): run it here. A publish nobody
-        received (the owner is gone) is asked again once, where the lease now says; it was
-        never delivered, so asking again cannot apply anything twice."""
-        for attempt in range(2):
+    async def _ask(
+        self, game_id: str, op: str, body: dict[str, Any], *, retry_safe: bool
+    ) -> tuple[bool, Any]:
+        """(True, answer) from the owner, or (False, None): run it here.
+
+        When the owner is gone, ask again where the lease then says (this process, once it has
+        taken the game over), for up to the forward timeout. A request nobody received is
+        always asked again: it cannot have been applied. One the owner received before dying
+        may have been applied; it is asked again only when applying it twice changes nothing
+        (`retry_safe`: answers carry their id, reads and rejoins change nothing); otherwise
+        the client gets UNAVAILABLE and decides."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.bus.timeout
+        pause = 0.1
+        while True:
             owner = await self.owner_of(game_id)
             if owner is None:
                 return False, None
             try:
                 return True, await self.bus.request(owner, op, body)
-            except OwnerGone:
+            except OwnerGone as exc:
                 self._owners.pop(game_id, None)
-                if attempt:
+                if (exc.delivered and not retry_safe) or loop.time() + pause > deadline:
                     raise
-        raise AssertionError("unreachable")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     # -- sockets -------------------------------------------------------------------------
 
@@ -184,7 +221,8 @@ class GameRouter:
             if game_id is None:
                 return await handler(client, data)
             body = {"event": event, "data": data, "client": client_context(client)}
-            remote, reply = await self._ask(game_id, "socket", body)
+            safe = event in RETRY_SAFE_EVENTS
+            remote, reply = await self._ask(game_id, "socket", body, retry_safe=safe)
             if not remote:
                 return await handler(client, data)
             for gid, seat in reply["seats"].items():
@@ -195,6 +233,7 @@ class GameRouter:
                     await self.realtime.sio.enter_room(client.sid, room)  # now, not via Redis
                     if access.role != "player":
                         await self.realtime.sio.enter_room(client.sid, watchers_room(room))
+            await self.presence.flush()  # counted everywhere before the client hears back
             return reply["ack"]
 
         return routed
@@ -213,16 +252,21 @@ class GameRouter:
         handler = self.handlers.get(str(body["event"]))
         if handler is None:
             raise TuizError(ErrorCode.UNKNOWN_EVENT, "not a game event")
-        ack = await handler(client, body.get("data"))
+        token = serving_remote.set(client.sid)
+        try:
+            ack = await handler(client, body.get("data"))
+        finally:
+            serving_remote.reset(token)
         return {"ack": ack, "seats": client.seats, "rooms": _rooms_out(client.rooms)}
 
     async def _on_disconnect(self, client: Client) -> None:
         for game_id in client.seats:
             if game_id in self.hub.runners:
                 continue  # GameSockets unseats it here
-            known = self._owners.get(game_id)
-            if known is not None:
-                await self.bus.notify(known[0], "unseat", {"game": game_id, "sid": client.sid})
+            with contextlib.suppress(Exception):
+                owner = await self.owner_of(game_id)
+                if owner is not None:
+                    await self.bus.notify(owner, "unseat", {"game": game_id, "sid": client.sid})
 
     async def _serve_unseat(self, body: dict[str, Any]) -> None:
         runner = self.hub.runners.get(str(body["game"]))
@@ -290,7 +334,8 @@ class GameRouter:
             "scheme": scope.get("scheme", "http"),
             "body": base64.b64encode(body).decode(),
         }
-        remote, reply = await self._ask(game_id, "http", request)
+        safe = scope["method"] in ("GET", "HEAD") or ANSWER_PATH.search(scope["path"]) is not None
+        remote, reply = await self._ask(game_id, "http", request, retry_safe=safe)
         return reply if remote else None
 
     async def _serve_http(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from tuiz.cluster.bus import ClusterBus
 from tuiz.cluster.failover import Failover
+from tuiz.cluster.fanout import RedisFanout
 from tuiz.cluster.forward import ASGIApp, GameRouter
+from tuiz.cluster.presence import Presence
 
 if TYPE_CHECKING:
     from tuiz.live.hub import GameHub
@@ -23,11 +25,17 @@ class ClusterNode:
     def __init__(self, url: str, hub: GameHub, realtime: Realtime, api: ASGIApp) -> None:
         settings = hub.settings
         self.bus = ClusterBus(url, hub.owner, timeout=settings.forward_timeout_ms / 1000)
-        self.router = GameRouter(self.bus, hub, realtime, api)
+        manager = realtime.sio.manager
+        self.presence = Presence(self.bus.redis, hub.owner, lambda: manager.rooms.get("/", {}))
+        if isinstance(manager, RedisFanout):
+            manager.room_changed = self.presence.changed
+        realtime.room_size = self.presence.size
+        self.router = GameRouter(self.bus, hub, realtime, api, self.presence)
         self.failover = Failover(hub)
 
     def start(self) -> None:
         self.bus.start()
+        self.presence.start()
         self.failover.start()
 
     async def stop_failover(self) -> None:
@@ -36,6 +44,7 @@ class ClusterNode:
 
     async def close(self) -> None:
         await self.failover.stop()
+        await self.presence.stop()
         await self.bus.close()
 
 

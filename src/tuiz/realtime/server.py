@@ -128,6 +128,8 @@ class Realtime:
         self.disconnect_hooks: list[Callable[[Client], Awaitable[None]]] = []
         # After a room:join (the live layer binds TUIZ-client sockets to their seats here).
         self.room_join_hooks: list[Callable[[Client, str], Awaitable[None]]] = []
+        # Members of a room on every process (cluster presence); this process's alone if None.
+        self.room_size: Callable[[str, str], Awaitable[int]] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._draining = False
@@ -408,7 +410,10 @@ class Realtime:
         self._in_background(client, self._send_logged(logged, "room:user-joined", body, client.sid))
 
     async def _send_joined(self, client: Client, room_id: str, access: RoomAccess) -> None:
-        clients = len(self.sio.manager.rooms.get("/", {}).get(room_id, {}))
+        if self.room_size is not None:
+            clients = await self.room_size(room_id, client.sid)
+        else:
+            clients = len(self.sio.manager.rooms.get("/", {}).get(room_id, {}))
         await self.sio.emit(
             "room:joined",
             {"roomId": room_id, "clients": clients, "role": access.role},
