@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # the Node.js client test, axe-core for the browser tests' audit; reinstalled when the lock changes.
 NPM_STAMP := node_modules/.installed
 
-.PHONY: run test lint typecheck squawk pytest bench clean chromium
+.PHONY: run test lint typecheck squawk pytest bench clean chromium nginx
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,15 @@ chromium:
 	@test -x /usr/bin/chromium || \
 		(apt-get update && apt-get install -y chromium fonts-ipafont-gothic)
 
+# nginx (Debian) for tests/cluster: the load balancer of deploy/nginx.conf in front of three
+# tuiz processes. Installed only when missing; the tests run it on a loopback port of their own.
+nginx:
+	@test -x /usr/sbin/nginx || (apt-get update && apt-get install -y nginx)
+
 run: $(STAMP) $(NPM_STAMP)
 	$(BIN)/tuiz serve
 
-test: $(STAMP) $(NPM_STAMP) chromium
+test: $(STAMP) $(NPM_STAMP) chromium nginx
 	$(MAKE) --no-print-directory lint typecheck squawk pytest
 
 lint: $(STAMP)

@@ -1,7 +1,8 @@
 """Live-game load benchmark: a whole quiz game with N simulated players over real sockets.
 
     flock /tmp/tuiz-bench.lock .venv/bin/python -m bench.game_load --players 1000 --procs 4 \\
-        --questions 5 [--database-url URL] [--sweep 250,500,1000,2000] [--profile game|join]
+        --questions 5 [--database-url URL] [--sweep 250,500,1000,2000] [--profile game|join] \\
+        [--modes single,cluster,cluster-kill]
 
 For each game size it starts `tuiz serve` (TUIZ_LOAD_SAMPLE=false) on a free loopback port
 against a private embedded PostgreSQL (or `--database-url`), imports a quiz of `--questions`
@@ -26,6 +27,18 @@ answer; question-start latency to the last player (`max(receive) - startsAt` per
 p99 over the questions; answers sent / acked / in the database / lost; CPU % of server,
 PostgreSQL and clients during the game. Targets: ack p99 <= 100 ms, broadcast p99 <= 200 ms,
 0 lost. Prints a table (one row per size) and writes bench/results/game-<date>.json.
+
+Modes (`--modes`, each size runs once per mode, in order, so they compare on one machine state):
+`single` is the above; `cluster` starts Redis, three `tuiz serve` processes (TUIZ_NODE n1..n3)
+and nginx with the project's deploy/nginx.conf (the runners of tests/cluster/lb.py), creates
+the game and connects every socket through nginx (the players spread over the three processes
+round-robin; the host lands on one that does not own the game), so most commands are forwarded
+to the owner over Redis; `cluster-kill` is `cluster` with the owner killed (SIGKILL) `--think`/2
+s into question `--kill-question`: players whose socket dropped reconnect through nginx and
+rejoin, answers refused meanwhile are sent again with the same answer id, and the run reports
+the time from the kill to the game's lease held by another process (`takeover_ms`), to the
+first answer acknowledged after the kill (`resume_ms`), the rejoins, and answers lost (acked
+but not in the log; must be 0).
 
 Loopback only; bounded (`--timeout` overall, `--phase-timeout` per phase, every Node process
 exits by itself after the global limit); every process started is stopped on success, error,
@@ -98,6 +111,8 @@ class Options:
     timeout: float
     phase_timeout: float
     output: Path | None
+    modes: tuple[str, ...] = ("single",)
+    kill_question: int = 1
 
 
 def ms(us: float | None) -> float | None:
@@ -255,10 +270,15 @@ async def create_game(url: str, quiz_id: uuid.UUID, players: int) -> dict[str, A
 class Host:
     """The game's host over python-socketio: sends the flow commands, watches the phases."""
 
-    def __init__(self, url: str, game: dict[str, Any]) -> None:
+    def __init__(self, url: str, game: dict[str, Any], *, retry: bool = False) -> None:
+        self.url, self.game, self.game_id = url, game, game["id"]
+        self.retry = retry  # commands refused UNAVAILABLE (a failover) are sent again
+        self.node: int | None = None  # the cluster process holding this socket
+        self._client()
+
+    def _client(self) -> None:
         import socketio
 
-        self.url, self.game, self.game_id = url, game, game["id"]
         self.sio = socketio.AsyncClient(reconnection=False)
         self.phases: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.ended: dict[int, float] = {}  # question index -> receive time (ms)
@@ -288,10 +308,21 @@ class Host:
     async def _gone(self, *_: Any) -> None:
         self.disconnected = True
 
-    async def connect(self) -> None:
+    async def connect(self, avoid_node: int | None = None) -> None:
+        """Through nginx (cluster modes): again until the socket is on a process other than
+        `avoid_node`, the game's owner (round-robin: a few tries)."""
+        from tests.cluster.lb import node_of
+
+        for _ in range(12):
+            await self.sio.connect(self.url, transports=["websocket"], wait_timeout=30)
+            eio_sid = self.sio.eio.sid or ""
+            self.node = node_of(eio_sid) if "." in eio_sid else None
+            if avoid_node is None or self.node != avoid_node:
+                break
+            await self.sio.disconnect()
+            self._client()
         registered = asyncio.get_running_loop().create_future()
         self.sio.on("ws:connected", lambda data: registered.done() or registered.set_result(data))
-        await self.sio.connect(self.url, transports=["websocket"], wait_timeout=30)
         await self.sio.emit("ws:connect", {"deviceId": f"bench-host-sock-{secrets.token_hex(4)}"})
         await asyncio.wait_for(registered, 30)
         ack = await self.command("game:host:join", hostToken=self.game["host_token"])
@@ -307,10 +338,16 @@ class Host:
                 await self.sio.emit("ws:heartbeat")
 
     async def command(self, event: str, **extra: Any) -> dict[str, Any]:
-        ack: dict[str, Any] = await self.sio.call(
-            event, {"gameId": self.game_id, **extra}, timeout=60
-        )
-        return ack
+        deadline = time.monotonic() + 60
+        while True:
+            ack: dict[str, Any] = await self.sio.call(
+                event, {"gameId": self.game_id, **extra}, timeout=60
+            )
+            if not (self.retry and ack.get("error") == "UNAVAILABLE"):
+                return ack
+            if time.monotonic() > deadline:
+                return ack
+            await asyncio.sleep(0.2)
 
     async def wait_phase(self, phase: str, index: int, within: float) -> dict[str, Any]:
         async with asyncio.timeout(within):
@@ -328,11 +365,127 @@ class Host:
             await asyncio.wait_for(self.sio.disconnect(), 5)
 
 
+# ---------------------------------------------------------------- cluster modes
+
+
+class ClusterTarget:
+    """Redis, three `tuiz serve` processes and nginx with deploy/nginx.conf (the runners of
+    tests/cluster/lb.py), stopped together."""
+
+    def __init__(self, opts: Options, workdir: Path, database_url: str) -> None:
+        from tests.cluster.lb import Cluster
+        from tests.cluster.redisproc import RedisProcess
+
+        self.database_url = database_url
+        self.stack = contextlib.ExitStack()
+        try:
+            self.redis = RedisProcess(workdir)
+            self.redis.start()
+            self.stack.callback(self.redis.stop)
+            env = {
+                "TUIZ_PIN_LOOKUP_LIMIT_PER_MIN": "0",
+                "TUIZ_JOIN_LIMIT_PER_MIN": "0",
+                "TUIZ_LOG_LEVEL": "info",
+                **dict(item.split("=", 1) for item in opts.tuiz_env),
+            }
+            self.cluster = Cluster(self.stack, database_url, workdir, self.redis.url, **env)
+        except BaseException:
+            self.stack.close()
+            raise
+        self.url = self.cluster.url
+        self.workdir = workdir
+
+    @property
+    def pid(self) -> int:
+        return self.cluster.servers[0].process.pid
+
+    @property
+    def logs(self) -> list[Path]:
+        return [s.log_path for s in self.cluster.servers]
+
+    def pids(self) -> list[int]:
+        from bench.socketio_load import tree_pids
+
+        found = [p for s in self.cluster.servers if s.process.poll() is None
+                 for p in tree_pids(s.process.pid)]  # fmt: skip
+        nginx = self.workdir / "nginx.pid"
+        with contextlib.suppress(OSError, ValueError):
+            found.append(int(nginx.read_text().strip()))
+        if self.redis.process is not None:
+            found.append(self.redis.process.pid)
+        return found
+
+    async def owner_of(self, game_id: str) -> int | None:
+        """The index of the process holding the game's lease."""
+        import asyncpg
+
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            owner = await conn.fetchval(
+                "SELECT owner FROM public.game_owners WHERE game_id = $1", uuid.UUID(game_id)
+            )
+        finally:
+            await conn.close()
+        if owner is None:
+            return None
+        pid = int(owner.split(":")[1])
+        found = [i for i, s in enumerate(self.cluster.servers) if s.process.pid == pid]
+        return found[0] if found else None
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.stack.close)
+
+
+async def kill_owner(
+    cluster: ClusterTarget,
+    game_id: str,
+    procs: list[ClientProc],
+    after: float,
+    result: dict[str, Any],
+) -> None:
+    """SIGKILL the game's owner `after` s into the question; time the lease's takeover."""
+    await asyncio.sleep(after)
+    owner = await cluster.owner_of(game_id)
+    if owner is None:
+        raise RuntimeError("the game has no owner to kill")
+    killed_at = time.time() * 1000
+    await asyncio.to_thread(cluster.cluster.servers[owner].kill)
+    for proc in procs:
+        proc.send({"cmd": "mark-kill", "at": killed_at})
+    print(f"   {stamp()}   killed the owner (process n{owner + 1})", flush=True)
+    failover: dict[str, Any] = {"killed_node": owner + 1, "killed_at": killed_at}
+    result["failover"] = failover
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        now_owner = await cluster.owner_of(game_id)
+        if now_owner is not None and now_owner != owner:
+            failover["takeover_ms"] = round(time.time() * 1000 - killed_at, 1)
+            failover["new_owner_node"] = now_owner + 1
+            return
+        await asyncio.sleep(0.05)
+
+
+def failover_summary(reports: list[dict[str, Any]], killed_at: float) -> dict[str, Any]:
+    firsts = [r["counters"]["firstAckAfterKill"] for r in reports]
+    firsts = [f for f in firsts if f is not None]
+    rejoins = [v for r in reports for v in r["counters"]["rejoinLatUs"]]
+    return {
+        "resume_ms": round(min(firsts) - killed_at, 1) if firsts else None,
+        "disconnects": sum(r["counters"]["disconnects"] for r in reports),
+        "rejoined": len(rejoins),
+        "rejoin_failed": sum(r["counters"]["rejoinFailed"] for r in reports),
+        "rejoin_p50_ms": ms(percentile(rejoins, 50)),
+        "rejoin_p99_ms": ms(percentile(rejoins, 99)),
+        "rejoin_max_ms": ms(max(rejoins)) if rejoins else None,
+        "answer_retries": sum(r["counters"]["answerRetries"] for r in reports),
+    }
+
+
 # ---------------------------------------------------------------- players
 
 
 async def start_players(
-    opts: Options, players: int, url: str, pin: str, workdir: Path
+    opts: Options, players: int, url: str, pin: str, workdir: Path, *, rejoin: bool = False
 ) -> list[ClientProc]:
     procs_n = min(opts.procs, players)
     counts = [players // procs_n + (1 if i < players % procs_n else 0) for i in range(procs_n)]
@@ -349,6 +502,7 @@ async def start_players(
                 "connectConcurrency": opts.connect_concurrency,
                 "joinConcurrency": opts.join_concurrency,
                 "maxSeconds": int(opts.timeout) + 60,
+                "rejoin": rejoin,
             }
             with (workdir / f"players-{index}.log").open("ab") as err:
                 process = await asyncio.create_subprocess_exec(
@@ -473,7 +627,7 @@ async def profile_server(pid: int, seconds: float, workdir: Path) -> dict[str, A
 
 
 def start_profile(
-    opts: Options, phase: str, server: Server, workdir: Path
+    opts: Options, phase: str, server: Server | ClusterTarget, workdir: Path
 ) -> asyncio.Task[dict[str, Any]] | None:
     if opts.profile != phase:
         return None
@@ -592,7 +746,7 @@ def server_errors(log: Path) -> list[str]:
 async def play(
     opts: Options,
     players: int,
-    server: Server,
+    server: Server | ClusterTarget,
     database_url: str,
     quizzes: dict[str, uuid.UUID],
     pg_pids: Callable[[], list[int]],
@@ -606,16 +760,22 @@ async def play(
         result["phase"] = name
         print(f"   {stamp()} {name}", flush=True)
 
-    url = f"http://127.0.0.1:{server.port}"
+    url = server.url if isinstance(server, ClusterTarget) else f"http://127.0.0.1:{server.port}"
+    cluster = server if isinstance(server, ClusterTarget) else None
+    kill = result.get("mode") == "cluster-kill"
     if database_url not in quizzes:  # after the first server start: it applies the migrations
         quizzes[database_url] = await import_bench_quiz(database_url, opts)
     game = await create_game(url, quizzes[database_url], players)
     result.update(game_id=game["id"], pin=game["game_code"], server_pid=server.pid)
-    host = Host(url, game)
+    owner = await cluster.owner_of(game["id"]) if cluster is not None else None
+    host = Host(url, game, retry=kill)
     procs: list[ClientProc] = []
     try:
-        await host.connect()
-        procs = await start_players(opts, players, url, game["game_code"], workdir)
+        await host.connect(avoid_node=owner)
+        if cluster is not None:
+            result["owner_node"] = owner + 1 if owner is not None else None
+            result["host_node"] = host.node + 1 if host.node is not None else None
+        procs = await start_players(opts, players, url, game["game_code"], workdir, rejoin=kill)
         me = os.getpid()
         groups: dict[str, Callable[[], list[int]]] = {
             "server": server.pids,
@@ -669,13 +829,21 @@ async def play(
         game_wall = time.time() * 1000
         host_acks: list[float] = []
         profiling = start_profile(opts, "game", server, workdir)
+        killing: asyncio.Task[None] | None = None
         for index in range(opts.questions):
             sent = time.monotonic()
             ack = await host.command("game:flow:start" if index == 0 else "game:flow:next")
             host_acks.append((time.monotonic() - sent) * 1000)
             if not ack.get("ok"):
                 raise RuntimeError(f"question {index + 1}: host command refused: {ack}")
+            kill_now = index == min(opts.kill_question, opts.questions - 1)
+            if kill and cluster is not None and kill_now:
+                killing = asyncio.create_task(
+                    kill_owner(cluster, game["id"], procs, opts.think / 2, result)
+                )
             await host.wait_phase("answer_reveal", index, opts.answering_time + t)
+            if killing is not None:
+                await killing
             print(f"   {stamp()}   question {index + 1} closed", flush=True)
             await asyncio.sleep(opts.pause)  # the reveal screen
             ack = await host.command("game:flow:next")  # -> leaderboard, or podium at the end
@@ -713,6 +881,8 @@ async def play(
             for r in reports
         ]
         result["players_clock_offset_ms"] = [round(r["clockOffsetMs"], 3) for r in reports]
+        if kill:
+            result["failover"].update(failover_summary(reports, result["failover"]["killed_at"]))
         result["phase"] = "done"
     finally:
         await host.close()
@@ -800,13 +970,17 @@ async def run_size(
     quizzes: dict[str, uuid.UUID],
     pg_dir: Path | None,
     workdir: Path,
+    mode: str = "single",
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"players": players, "procs": min(opts.procs, players)}
+    result: dict[str, Any] = {"players": players, "procs": min(opts.procs, players), "mode": mode}
     started = time.monotonic()
-    server: Server | None = None
+    server: Server | ClusterTarget | None = None
     try:
         result["code"] = code_version()  # what this server process loaded
-        server = await start_tuiz(opts, workdir, database_url)
+        if mode == "single":
+            server = await start_tuiz(opts, workdir, database_url)
+        else:
+            server = await asyncio.to_thread(ClusterTarget, opts, workdir, database_url)
         await play(
             opts,
             players,
@@ -824,7 +998,8 @@ async def run_size(
         print(f"   failed in {where}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     finally:
         if server is not None:
-            result["server_errors"] = server_errors(server.log)
+            server_logs = server.logs if isinstance(server, ClusterTarget) else [server.log]
+            result["server_errors"] = [e for p in server_logs for e in server_errors(p)][:10]
             await server.stop()
     result["meets_targets"] = meets(result)
     result["seconds"] = round(time.monotonic() - started, 1)
@@ -836,11 +1011,14 @@ async def amain(opts: Options) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="tuiz-game-bench-") as tmp:
         async with database(opts, Path(tmp)) as (database_url, pg_dir):
             quizzes: dict[str, uuid.UUID] = {}
-            for players in opts.sizes:
-                workdir = Path(tmp) / f"game-{players}"
+            for players, mode in [(p, m) for p in opts.sizes for m in opts.modes]:
+                workdir = Path(tmp) / f"game-{players}-{mode}"
                 workdir.mkdir()
-                print(f"== {players} players in {min(opts.procs, players)} processes", flush=True)
-                result = await run_size(opts, players, database_url, quizzes, pg_dir, workdir)
+                print(
+                    f"== {players} players in {min(opts.procs, players)} processes, {mode}",
+                    flush=True,
+                )
+                result = await run_size(opts, players, database_url, quizzes, pg_dir, workdir, mode)
                 result["database"] = "given" if opts.database_url else "embedded"
                 keep_profile(result.get("profile"))
                 results.append(result)
@@ -877,6 +1055,7 @@ def code_version() -> dict[str, Any]:
 
 def table(results: list[dict[str, Any]]) -> str:
     columns = [
+        ("mode", 13),
         ("players", 8),
         ("joined", 7),
         ("join s", 7),
@@ -898,6 +1077,7 @@ def table(results: list[dict[str, Any]]) -> str:
         answers = r.get("answers", {})
         cpu = r.get("game_cpu", {})
         cells = [
+            r.get("mode", "single"),
             r["players"],
             r.get("join", {}).get("ok"),
             r.get("join", {}).get("with_fanout_seconds"),
@@ -917,6 +1097,17 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         if "error" in r:
             lines.append(f"{r['players']}: FAILED: {r['error'].splitlines()[0]}")
+        if "failover" in r:
+            f = r["failover"]
+            lines.append(
+                f"{r['players']} {r.get('mode')}: owner killed at question "
+                f"{f.get('question', 0) + 1}; lease taken over after {f.get('takeover_ms')} ms, "
+                f"first answer acked after the kill {f.get('resume_ms')} ms, "
+                f"{f.get('rejoined')} rejoined (p50 {f.get('rejoin_p50_ms')} ms, "
+                f"max {f.get('rejoin_max_ms')} ms, {f.get('rejoin_failed')} failed), "
+                f"{f.get('answer_retries')} answers re-sent, "
+                f"lost {r.get('answers', {}).get('lost')}"
+            )
     best = largest_meeting(results)
     steady = largest_steady(results)
     lines.append(
@@ -983,7 +1174,18 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--timeout", type=float, default=1800, help="global limit, seconds")
     p.add_argument("--phase-timeout", type=float, default=300, help="limit per phase, seconds")
     p.add_argument("--output", type=Path, help="result file (default bench/results/game-...)")
+    p.add_argument(
+        "--modes",
+        default="single",
+        help="comma-separated: single, cluster (3 processes behind nginx), cluster-kill",
+    )
+    p.add_argument(
+        "--kill-question", type=int, default=1, help="cluster-kill: the question (from 0)"
+    )
     a = p.parse_args(argv)
+    modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
+    if not modes or not set(modes) <= {"single", "cluster", "cluster-kill"}:
+        p.error("--modes: single, cluster, cluster-kill")
     try:
         sizes = tuple(int(s) for s in a.sweep.split(",") if s.strip()) if a.sweep else (a.players,)
     except ValueError:
@@ -1017,6 +1219,8 @@ def parse(argv: list[str] | None) -> Options:
         timeout=max(60.0, a.timeout),
         phase_timeout=max(10.0, a.phase_timeout),
         output=a.output,
+        modes=modes,
+        kill_question=max(0, a.kill_question),
     )
 
 

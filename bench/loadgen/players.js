@@ -12,6 +12,7 @@
 //   join     `game:join {pin, nickname}` with an acknowledgement for every connected socket,
 //            `joinConcurrency` in flight -> {event: "joined", ...}
 //   count    progress counters -> {event: "count", ...}
+//   mark-kill {at}: the owner was killed at `at` (ms since the epoch) -> {event: "marked"}
 //   report   everything measured -> {event: "report", ...}
 //   exit
 // The process also exits when stdin closes (the orchestrator died) and after `maxSeconds`.
@@ -21,6 +22,13 @@
 // seeded PRNG, so a run is repeatable), then emits `game:answer:submit` with a client answer
 // id and a random choice, and records the acknowledgement: emit -> ack callback latency and
 // whether it was `{ok: true}`.
+//
+// With `rejoin` (bench/game_load.py --cluster with the owner killed), a player whose socket
+// drops reconnects (through the load balancer, so to another process), registers with the same
+// device id and sends `game:rejoin` with its resume token until the game answers (UNAVAILABLE
+// while another process takes the game over); an answer refused with UNAVAILABLE, or left
+// without an acknowledgement by the dropped socket, is sent again with the same answer id (the
+// server keeps one answer per id). Measured: disconnects, rejoins and their latency, retries.
 //
 // Clock: receive, emit and ack times are `performance.timeOrigin + performance.now()` in ms
 // since the Unix epoch (the real-time clock read once at process start with sub-ms precision,
@@ -48,6 +56,9 @@ const config = {
   heartbeatMs: 25000, // ws:heartbeat per client, as the TUIZ client does (0: none)
   timeoutMs: 30000, // connect / join / answer acknowledgement
   maxSeconds: 1800,
+  rejoin: false,
+  rejoinRetryMs: 250,
+  rejoinWithinMs: 60000,
   ...JSON.parse(process.argv[2] || "{}"),
 };
 
@@ -82,7 +93,14 @@ const counters = {
   results: 0,
   gameEnd: 0,
   lastError: null,
+  rejoined: 0,
+  rejoinFailed: 0,
+  rejoinLatUs: [], // disconnect -> rejoin acknowledged, microseconds
+  lastRejoinError: null,
+  answerRetries: 0,
+  firstAckAfterKill: null, // first ok ack sent after `markKill` (ms since the epoch)
 };
+let killedAt = null; // set by the `mark-kill` command
 // question index -> per-question measurements
 const questions = new Map();
 
@@ -117,11 +135,22 @@ function later(ms, fn) {
   timers.add(t);
 }
 
-function answer(player, data, q) {
+function answer(player, data, q, retry = false) {
   const question = data.question;
+  const index = question.index;
+  if (player.settled.has(index)) return;
+  if (!player.seated) {
+    player.missed.add(index); // sent after the rejoin (resumeAnswer)
+    return;
+  }
   const choices = question.choices || [];
-  const choice = choices.length ? choices[Math.floor(player.random() * choices.length)] : null;
-  const answerId = `${player.nickname}-q${question.index}`;
+  if (!player.choice.has(index)) {
+    // drawn once per question, so a retry sends the same answer
+    const pick = choices.length ? choices[Math.floor(player.random() * choices.length)] : null;
+    player.choice.set(index, pick);
+  }
+  const choice = player.choice.get(index);
+  const answerId = `${player.nickname}-q${index}`;
   const payload = {
     gameId: player.gameId,
     playerId: player.playerId,
@@ -130,19 +159,34 @@ function answer(player, data, q) {
   };
   if (choice) payload.choiceIds = [choice.id];
   else payload.text = "bench";
-  q.sent += 1;
+  if (!retry) q.sent += 1;
+  else counters.answerRetries += 1;
   const sentAt = now();
-  player.socket.timeout(config.timeoutMs).emit("game:answer:submit", payload, (err, ack) => {
+  const socket = player.socket;
+  socket.timeout(config.timeoutMs).emit("game:answer:submit", payload, (err, ack) => {
+    if (player.settled.has(index)) return;
     const latency = now() - sentAt;
     if (!err && ack && ack.ok) {
+      player.settled.add(index);
       q.ok += 1;
       q.ackLatUs.push(Math.round(latency * 1000));
       q.acked.push([player.playerId, answerId]);
-    } else {
-      q.failed += 1;
-      const code = err ? "ACK_TIMEOUT" : String((ack && ack.error) || "UNKNOWN");
-      q.errors[code] = (q.errors[code] || 0) + 1;
+      if (killedAt !== null && sentAt >= killedAt && counters.firstAckAfterKill === null) {
+        counters.firstAckAfterKill = now();
+      }
+      return;
     }
+    const code = err ? "ACK_TIMEOUT" : String((ack && ack.error) || "UNKNOWN");
+    if (config.rejoin && (code === "UNAVAILABLE" || code === "ACK_TIMEOUT")) {
+      // the game is moving to another process: same answer id again (or after the rejoin)
+      if (socket === player.socket && socket.connected) {
+        later(config.rejoinRetryMs, () => answer(player, data, q, true));
+      }
+      return;
+    }
+    player.settled.add(index);
+    q.failed += 1;
+    q.errors[code] = (q.errors[code] || 0) + 1;
   });
 }
 
@@ -159,9 +203,7 @@ function onQuestionStarted(player, data) {
   q.recvLatUs.push(Math.round((t - data.startsAt) * 1000));
   if (t < q.firstRecv) q.firstRecv = t;
   if (t > q.lastRecv) q.lastRecv = t;
-  later(player.random() * config.thinkMs, () => {
-    if (player.socket.connected) answer(player, data, q);
-  });
+  later(player.random() * config.thinkMs, () => answer(player, data, q));
 }
 
 async function pooled(n, limit, task) {
@@ -191,18 +233,7 @@ function waitFor(socket, event, ms) {
   });
 }
 
-async function connectOne(i) {
-  const nickname = `p${config.index}-${i}`;
-  const player = {
-    socket: null,
-    nickname,
-    playerId: null,
-    gameId: null,
-    random: rng((config.seed * 1000003) ^ (config.index * 65537) ^ (i + 1)),
-    answered: new Set(),
-    score: null,
-  };
-  const start = now();
+function openSocket(player) {
   const socket = io(config.url, {
     transports: config.transports,
     forceNew: true,
@@ -210,7 +241,6 @@ async function connectOne(i) {
     timeout: config.timeoutMs,
   });
   player.socket = socket;
-  players[i] = player;
   socket.on("game:question:started", (data) => onQuestionStarted(player, data));
   socket.on("game:player-joined", () => counters.playerJoined++);
   socket.on("game:question:ended", () => counters.questionEnded++);
@@ -226,14 +256,95 @@ async function connectOne(i) {
   socket.on("disconnect", (reason) => {
     counters.disconnects++;
     counters.disconnectReasons[reason] = (counters.disconnectReasons[reason] || 0) + 1;
+    if (socket !== player.socket) return; // a socket given up during a rejoin
+    player.seated = false;
+    if (config.rejoin && player.playerId && reason !== "io client disconnect" && !exiting) {
+      rejoin(player, now());
+    }
   });
+  return socket;
+}
+
+async function register(player) {
+  const socket = player.socket;
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", reject);
+  });
+  socket.emit("ws:connect", { deviceId: player.deviceId });
+  await waitFor(socket, "ws:connected", config.timeoutMs);
+}
+
+async function rejoin(player, since) {
+  const deadline = since + config.rejoinWithinMs;
+  while (now() < deadline && !exiting) {
+    try {
+      openSocket(player);
+      await register(player);
+      const ack = await player.socket.timeout(config.timeoutMs).emitWithAck("game:rejoin", {
+        gameId: player.gameId,
+        playerId: player.playerId,
+        resumeToken: player.resumeToken,
+      });
+      if (ack && ack.ok) {
+        player.seated = true;
+        counters.rejoined++;
+        counters.rejoinLatUs.push(Math.round((now() - since) * 1000));
+        resumeAnswer(player, ack.snapshot);
+        return;
+      }
+      counters.lastRejoinError = ack && ack.error;
+    } catch (err) {
+      counters.lastRejoinError = String(err && err.message);
+    }
+    player.socket.removeAllListeners("disconnect");
+    player.socket.close();
+    await new Promise((resolve) => later(config.rejoinRetryMs, resolve));
+  }
+  counters.rejoinFailed++;
+}
+
+function resumeAnswer(player, snapshot) {
+  // The question this player was answering when its socket dropped: the snapshot says whether
+  // the answer counted (then it is acknowledged by the snapshot) or must be sent again.
+  if (!snapshot || snapshot.phase !== "answering" || !snapshot.question) return;
+  const index = snapshot.question.index;
+  if (!player.answered.has(index) || player.settled.has(index)) return;
+  const q = questionStore(index);
+  const mine = snapshot.me && snapshot.me.answer;
+  if (mine && mine.answerId === `${player.nickname}-q${index}`) {
+    player.settled.add(index);
+    q.ok += 1;
+    q.acked.push([player.playerId, mine.answerId]);
+    return;
+  }
+  if (player.choice.has(index) || player.missed.has(index)) {
+    answer(player, { question: snapshot.question }, q, player.choice.has(index));
+  }
+}
+
+async function connectOne(i) {
+  const nickname = `p${config.index}-${i}`;
+  const player = {
+    socket: null,
+    nickname,
+    deviceId: `bench-game-${config.index}-${i}-${process.pid}`,
+    playerId: null,
+    gameId: null,
+    resumeToken: null,
+    random: rng((config.seed * 1000003) ^ (config.index * 65537) ^ (i + 1)),
+    answered: new Set(),
+    settled: new Set(), // question indexes whose answer is acknowledged or finally refused
+    missed: new Set(), // question indexes whose answer was due while the socket was away
+    seated: false, // joined (or rejoined) on the current socket
+    choice: new Map(),
+    score: null,
+  };
+  const start = now();
+  players[i] = player;
+  openSocket(player);
   try {
-    await new Promise((resolve, reject) => {
-      socket.once("connect", resolve);
-      socket.once("connect_error", reject);
-    });
-    socket.emit("ws:connect", { deviceId: `bench-game-${config.index}-${i}-${process.pid}` });
-    await waitFor(socket, "ws:connected", config.timeoutMs);
+    await register(player);
   } catch (err) {
     counters.connectFailed++;
     counters.lastError = { connect: String(err && err.message) };
@@ -242,8 +353,8 @@ async function connectOne(i) {
   if (config.heartbeatMs > 0) {
     // Spread over the interval; the server drops sockets silent for 60 s.
     later(Math.random() * config.heartbeatMs, function beat() {
-      if (!socket.connected) return;
-      socket.emit("ws:heartbeat");
+      if (exiting) return;
+      if (player.socket.connected) player.socket.emit("ws:heartbeat");
       later(config.heartbeatMs, beat);
     });
   }
@@ -270,6 +381,8 @@ async function joinOne(i) {
   }
   player.playerId = ack.playerId;
   player.gameId = ack.gameId;
+  player.resumeToken = ack.resumeToken;
+  player.seated = true;
   return [start, now()];
 }
 
@@ -317,7 +430,10 @@ function report() {
   });
 }
 
+let exiting = false;
+
 function exit(code) {
+  exiting = true;
   for (const t of timers) clearTimeout(t);
   for (const p of players) if (p) p.socket.close();
   setTimeout(() => process.exit(code), 100).unref();
@@ -331,6 +447,9 @@ async function handle(cmd) {
       return out(summarize("joined", await pooled(config.count, config.joinConcurrency, joinOne)));
     case "count":
       return out(progress());
+    case "mark-kill":
+      killedAt = cmd.at;
+      return out({ event: "marked" });
     case "report":
       return report();
     case "exit":
