@@ -407,7 +407,7 @@ def settings_from_dict(raw: dict[str, Any]) -> GameSettings:
             ErrorCode.VALIDATION_ERROR, f"game_settings.{where}: {first.get('msg')}"
         ) from None
     limits = {
-        "max_players": (1, 5000),
+        "max_players": (1, 10_000),  # as a quiz's play_settings allow
         "reveal_time": (0, 120),
         "leaderboard_time": (0, 120),
         "leaderboard_size": (1, 100),
