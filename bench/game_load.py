@@ -411,7 +411,7 @@ class ClusterTarget:
                  for p in tree_pids(s.process.pid)]  # fmt: skip
         nginx = self.workdir / "nginx.pid"
         with contextlib.suppress(OSError, ValueError):
-            found.append(int(nginx.read_text().strip()))
+            found += tree_pids(int(nginx.read_text().strip()))  # the master and its workers
         if self.redis.process is not None:
             found.append(self.redis.process.pid)
         return found

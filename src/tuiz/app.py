@@ -156,6 +156,7 @@ async def start_realtime(ctx: AppContext) -> None:
         if ctx.settings.redis_url:
             cluster = ClusterNode(ctx.settings.redis_url, ctx.hub, ctx.realtime, ctx.extras["api"])
             ctx.extras["cluster"] = cluster
+            cluster.observe(ctx.metrics)
         route = cluster.router.route if cluster is not None else None
         GameSockets(ctx.realtime, ctx.hub, games, ctx.limits, route)
         ctx.hub.start()

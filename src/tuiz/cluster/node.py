@@ -18,6 +18,7 @@ from tuiz.cluster.presence import Presence
 
 if TYPE_CHECKING:
     from tuiz.live.hub import GameHub
+    from tuiz.metrics import Metrics
     from tuiz.realtime.server import Realtime
 
 
@@ -32,6 +33,40 @@ class ClusterNode:
         realtime.room_size = self.presence.size
         self.router = GameRouter(self.bus, hub, realtime, api, self.presence)
         self.failover = Failover(hub)
+
+    def observe(self, metrics: Metrics) -> None:
+        """Forwarded commands, those served for other processes, failures, adopted games."""
+        bus, failover = self.bus, self.failover
+        metrics.observe(
+            "tuiz_cluster_forwarded",
+            "Commands this process sent to a game's owner",
+            lambda: bus.forwarded,
+            counter=True,
+        )
+        metrics.observe(
+            "tuiz_cluster_served",
+            "Commands this process ran for sockets and requests on other processes",
+            lambda: bus.served,
+            counter=True,
+        )
+        metrics.observe(
+            "tuiz_cluster_failed",
+            "Forwards that got UNAVAILABLE (Redis down, owner gone or too slow)",
+            lambda: bus.failed,
+            counter=True,
+        )
+        metrics.observe(
+            "tuiz_cluster_up",
+            "1 while this process listens for other processes' commands",
+            lambda: 1.0 if bus.up else 0.0,
+            counter=False,
+        )
+        metrics.observe(
+            "tuiz_games_adopted",
+            "Games this process took over from a process that died",
+            lambda: failover.adopted,
+            counter=True,
+        )
 
     def start(self) -> None:
         self.bus.start()
