@@ -50,7 +50,7 @@ worker_processes 2;
 worker_rlimit_nofile {files};
 error_log {workdir}/nginx-error.log warn;
 pid {workdir}/nginx.pid;
-events {{ worker_connections {files // 2}; }}
+events {{ worker_connections {files - 200}; }}
 http {{
     access_log off;
     client_body_temp_path {temp}/body;

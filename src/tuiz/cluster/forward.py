@@ -64,6 +64,7 @@ RETRY_SAFE_EVENTS = frozenset(
 """Events that change nothing when applied twice: asked again after the owner died."""
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"})
 MAX_FORWARDED_BODY = 1 << 20
+PIN_TTL = 2.0  # seconds a PIN's game is remembered (PINs are reused only after a game ends)
 
 
 def _rooms_out(rooms: dict[str, RoomAccess]) -> dict[str, list[Any]]:
@@ -142,6 +143,7 @@ class GameRouter:
         self.handlers: dict[str, SocketHandler] = {}
         self._owners: dict[str, tuple[str, float]] = {}  # game id -> (owner, known until)
         self._resolving: dict[str, asyncio.Future[str | None]] = {}
+        self._pins: dict[str, tuple[str, float]] = {}  # PIN -> (game id, known until)
         self._owner_ttl = hub.settings.game_lease_ms / 3000
         self._tasks: set[asyncio.Task[None]] = set()
         bus.handlers["socket"] = self._serve_socket
@@ -243,9 +245,23 @@ class GameRouter:
             pin = data.get("pin")
             if not isinstance(pin, str) or not re.fullmatch(r"\d{6}", pin):
                 return None
-            record = await self.hub.games.by_pin(pin)
-            return str(record.id) if record else None
+            return await self._game_of_pin(pin)
         return _game_ref(data)
+
+    async def _game_of_pin(self, pin: str) -> str | None:
+        """A lobby's PIN, looked up once for its burst of joins (the handler, wherever it
+        runs, looks it up again with the per-address limits)."""
+        known = self._pins.get(pin)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        record = await self.hub.games.by_pin(pin)
+        if record is None:
+            return None
+        self._pins[pin] = (str(record.id), time.monotonic() + PIN_TTL)
+        if len(self._pins) > 10_000:  # bounded: forget the oldest
+            for stale in list(self._pins)[:1000]:
+                del self._pins[stale]
+        return str(record.id)
 
     async def _serve_socket(self, body: dict[str, Any]) -> dict[str, Any]:
         client = remote_client(body["client"])
