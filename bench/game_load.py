@@ -418,20 +418,7 @@ class ClusterTarget:
 
     async def owner_of(self, game_id: str) -> int | None:
         """The index of the process holding the game's lease."""
-        import asyncpg
-
-        conn = await asyncpg.connect(self.database_url)
-        try:
-            owner = await conn.fetchval(
-                "SELECT owner FROM public.game_owners WHERE game_id = $1", uuid.UUID(game_id)
-            )
-        finally:
-            await conn.close()
-        if owner is None:
-            return None
-        pid = int(owner.split(":")[1])
-        found = [i for i, s in enumerate(self.cluster.servers) if s.process.pid == pid]
-        return found[0] if found else None
+        return await self.cluster.owner_index(game_id)
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.stack.close)

@@ -8,15 +8,15 @@ import resource
 import shutil
 import signal
 import subprocess
-import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
+import asyncpg
 
-from tests.servers import ServerProcess, free_port, run_server
+from tests.servers import ServerProcess, free_port, run_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "nginx.conf"
@@ -79,18 +79,7 @@ def run_nginx(workdir: Path, ports: list[int], timeout: float = 15) -> Iterator[
     )
     url = f"http://127.0.0.1:{listen}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {(workdir / 'nginx.out').read_text()}")
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("nginx not answering")
-            time.sleep(0.05)
+        wait_ready(url, process, workdir / "nginx.out", timeout)  # a process's /ready, through it
         yield url
     finally:
         if process.poll() is None:
@@ -145,6 +134,19 @@ class Cluster:
 
     def index_of_pid(self, pid: int) -> int:
         return next(i for i, s in enumerate(self.servers) if s.process.pid == pid)
+
+    async def owner_index(self, game_id: str) -> int | None:
+        """The process holding the game's lease (None: nobody, or not one of these)."""
+        conn = await asyncpg.connect(self.db_url)
+        try:
+            owner = await conn.fetchval(
+                "SELECT owner FROM public.game_owners WHERE game_id = $1", uuid.UUID(game_id)
+            )
+        finally:
+            await conn.close()
+        pid = int(owner.split(":")[1]) if owner else None
+        found = [i for i, s in enumerate(self.servers) if s.process.pid == pid]
+        return found[0] if found else None
 
 
 def node_of(eio_sid: str) -> int:

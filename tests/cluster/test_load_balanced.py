@@ -44,14 +44,9 @@ async def clients() -> AsyncIterator[list[Recorder]]:
 
 
 async def owner_index(cluster: Cluster, game_id: str) -> int:
-    conn = await asyncpg.connect(cluster.db_url)
-    try:
-        owner = await conn.fetchval(
-            "SELECT owner FROM game_owners WHERE game_id = $1", uuid.UUID(game_id)
-        )
-    finally:
-        await conn.close()
-    return cluster.index_of_pid(int(owner.split(":")[1]))
+    index = await cluster.owner_index(game_id)
+    assert index is not None, "the game has no owner among the three processes"
+    return index
 
 
 async def connect_on(
