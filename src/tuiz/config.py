@@ -86,9 +86,11 @@ class Settings(BaseSettings):
     finished_game_ttl_ms: int = Field(default=600_000, gt=0, alias="TUIZ_FINISHED_GAME_TTL_MS")
     gc_gen0_threshold: int = Field(default=50_000, ge=700, alias="TUIZ_GC_GEN0_THRESHOLD")
     game_lease_ms: int = Field(default=15_000, ge=1000, alias="TUIZ_GAME_LEASE_MS")
-    # Cluster (with REDIS_URL): how long a command forwarded to a game's owner may take, and
-    # this process's tag in Engine.IO session ids (the load balancer routes a session by it).
-    forward_timeout_ms: int = Field(default=5000, ge=100, alias="TUIZ_FORWARD_TIMEOUT_MS")
+    # Cluster (with REDIS_URL): how long a command forwarded to a game's owner may take (an
+    # owner that died is noticed within half a second; a busy one is waited for: a command
+    # refused as too slow may still be applied), and this process's tag in Engine.IO session
+    # ids (the load balancer routes a session by it).
+    forward_timeout_ms: int = Field(default=30_000, ge=100, alias="TUIZ_FORWARD_TIMEOUT_MS")
     node: str = Field(default="", pattern=r"^[a-z0-9]{0,16}$", alias="TUIZ_NODE")
     migrate_on_start: bool = Field(default=True, alias="TUIZ_MIGRATE_ON_START")
     db_pool_max: int = Field(default=10, gt=0, alias="TUIZ_DB_POOL_MAX")
