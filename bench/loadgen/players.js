@@ -28,7 +28,8 @@
 // device id and sends `game:rejoin` with its resume token until the game answers (UNAVAILABLE
 // while another process takes the game over); an answer refused with UNAVAILABLE, or left
 // without an acknowledgement by the dropped socket, is sent again with the same answer id (the
-// server keeps one answer per id). Measured: disconnects, rejoins and their latency, retries.
+// server keeps one answer per id); retries back off (rejoinRetryMs doubling to 4 s, jittered).
+// Measured: disconnects, rejoins and their latency, retries.
 //
 // Clock: receive, emit and ack times are `performance.timeOrigin + performance.now()` in ms
 // since the Unix epoch (the real-time clock read once at process start with sub-ms precision,
@@ -167,6 +168,7 @@ function answer(player, data, q, retry = false) {
     if (player.settled.has(index)) return;
     const latency = now() - sentAt;
     if (!err && ack && ack.ok) {
+      player.retries = 0;
       player.settled.add(index);
       q.ok += 1;
       q.ackLatUs.push(Math.round(latency * 1000));
@@ -180,7 +182,7 @@ function answer(player, data, q, retry = false) {
     if (config.rejoin && (code === "UNAVAILABLE" || code === "ACK_TIMEOUT")) {
       // the game is moving to another process: same answer id again (or after the rejoin)
       if (socket === player.socket && socket.connected) {
-        later(config.rejoinRetryMs, () => answer(player, data, q, true));
+        later(backoff(player), () => answer(player, data, q, true));
       }
       return;
     }
@@ -288,6 +290,7 @@ async function rejoin(player, since) {
       });
       if (ack && ack.ok) {
         player.seated = true;
+        player.retries = 0;
         counters.rejoined++;
         counters.rejoinLatUs.push(Math.round((now() - since) * 1000));
         resumeAnswer(player, ack.snapshot);
@@ -299,9 +302,17 @@ async function rejoin(player, since) {
     }
     player.socket.removeAllListeners("disconnect");
     player.socket.close();
-    await new Promise((resolve) => later(config.rejoinRetryMs, resolve));
+    await new Promise((resolve) => later(backoff(player), resolve));
   }
   counters.rejoinFailed++;
+}
+
+function backoff(player) {
+  // doubling from rejoinRetryMs to 4 s, with jitter: thousands of players retrying in step
+  // would be a load of their own
+  const base = Math.min(config.rejoinRetryMs * 2 ** player.retries, 4000);
+  player.retries += 1;
+  return base / 2 + Math.random() * (base / 2);
 }
 
 function resumeAnswer(player, snapshot) {
@@ -337,6 +348,7 @@ async function connectOne(i) {
     settled: new Set(), // question indexes whose answer is acknowledged or finally refused
     missed: new Set(), // question indexes whose answer was due while the socket was away
     seated: false, // joined (or rejoined) on the current socket
+    retries: 0, // consecutive retries (backoff)
     choice: new Map(),
     score: null,
   };
