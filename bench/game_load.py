@@ -395,6 +395,7 @@ class ClusterTarget:
             raise
         self.url = self.cluster.url
         self.workdir = workdir
+        self.stop_error: str | None = None
 
     @property
     def pid(self) -> int:
@@ -421,7 +422,12 @@ class ClusterTarget:
         return await self.cluster.owner_index(game_id)
 
     async def stop(self) -> None:
-        await asyncio.to_thread(self.stack.close)
+        """Stop everything; the replay check each process runs when it stops (tests/servers.py)
+        is reported, not raised, so a result is never lost to it."""
+        try:
+            await asyncio.to_thread(self.stack.close)
+        except Exception as exc:
+            self.stop_error = f"{type(exc).__name__}: {str(exc)[:500]}"
 
 
 async def kill_owner(
@@ -991,6 +997,8 @@ async def run_size(
             server_logs = server.logs if isinstance(server, ClusterTarget) else [server.log]
             result["server_errors"] = [e for p in server_logs for e in server_errors(p)][:10]
             await server.stop()
+            if isinstance(server, ClusterTarget) and server.stop_error:
+                result["stop_error"] = server.stop_error
     result["meets_targets"] = meets(result)
     result["seconds"] = round(time.monotonic() - started, 1)
     return result

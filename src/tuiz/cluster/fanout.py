@@ -8,15 +8,18 @@ resumes up to a minute after Redis does; and every emit to a single socket on th
 published too. This subclass keeps the library's message format and handlers and replaces
 only `_publish`, `_listen` and the single-socket case of `emit`.
 
-Publishing is bounded by `publish_timeout`. The first failure marks Redis down (one log line
-per outage); while down, publishes are skipped and counted. The listener owns recovery: it
-resubscribes with a short capped backoff, and a successful subscribe marks Redis up again.
+Publishing never holds up the emitter: messages are queued and one writer task sends them in
+order, in pipelined batches, each bounded by `publish_timeout`. The first failure marks Redis
+down (one log line per outage); while down, publishes are skipped and counted. The listener
+owns recovery: it resubscribes with a short capped backoff, and a successful subscribe marks
+Redis up again.
 Messages emitted during an outage reach local clients only; the event log keeps them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +36,9 @@ from tuiz.metrics import Metrics
 from tuiz.realtime.fastemit import FastEmitManager
 
 log = get_logger(__name__)
+
+OUTBOX_MAX = 50_000  # messages waiting for Redis before emitters wait for the writer
+BATCH_MAX = 500  # messages per pipelined round trip
 
 serving_remote: ContextVar[str | None] = ContextVar("serving_remote", default=None)
 """The socket (of another process) whose event this task is handling, if any."""
@@ -88,6 +94,9 @@ class RedisFanout(socketio.AsyncRedisManager, FastEmitManager):  # type: ignore[
         self.probe_interval = probe_interval
         self.state = FanoutState()
         self._suspect = False  # a publish failed; the listener should check Redis now
+        self._outbox: collections.deque[str] = collections.deque()
+        self._drained = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
         # Told when a named room's membership on this process changes (cluster presence).
         self.room_changed: Callable[[str], None] | None = None
         self._redis_connect()  # builds the client (lazy: no connection is opened yet)
@@ -134,19 +143,44 @@ class RedisFanout(socketio.AsyncRedisManager, FastEmitManager):  # type: ignore[
         )  # fmt: skip
 
     async def _publish(self, data: Any) -> None:
-        """Publish within `publish_timeout`, or not at all while Redis is known to be down."""
+        """Queue for publishing, in order, or drop while Redis is known to be down.
+
+        The emitting handler does not wait for Redis: one writer task sends what is queued in
+        pipelined batches (a game's per-player messages to sockets on other processes are one
+        round trip per batch, not one each). Only a full outbox makes the emitter wait."""
         if self.state.down_since is not None:
             self._count("skipped")
             return
-        try:
-            async with asyncio.timeout(self.publish_timeout):
-                await self.redis.publish(self.channel, self.json.dumps(data))
-        except Exception as exc:
-            self._suspect = True
-            self._fault(exc, "publish")
-            self._count("skipped")
-            return
-        self._count("published")
+        while len(self._outbox) >= OUTBOX_MAX:
+            self._drained.clear()
+            await self._drained.wait()
+        self._outbox.append(self.json.dumps(data))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="tuiz-fanout-writer")
+
+    async def _write(self) -> None:
+        """Send the outbox in batches; a batch that fails within `publish_timeout` marks
+        Redis down and is dropped (counted as skipped), with whatever was queued behind it."""
+        while self._outbox:
+            batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), BATCH_MAX))]
+            self._drained.set()
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for message in batch:
+                            pipe.publish(self.channel, message)
+                        await pipe.execute()
+            except Exception as exc:
+                self._suspect = True
+                self._fault(exc, "publish")
+                dropped = len(batch) + len(self._outbox)
+                self._outbox.clear()
+                self._drained.set()
+                for _ in range(dropped):
+                    self._count("skipped")
+                return
+            for _ in batch:
+                self._count("published")
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -247,6 +281,10 @@ class RedisFanout(socketio.AsyncRedisManager, FastEmitManager):  # type: ignore[
 
     async def close(self) -> None:
         """Stop listening and release the Redis connections (tests, embedding)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._writer), self.publish_timeout)
+            self._writer.cancel()
         thread = getattr(self, "thread", None)
         if thread is not None:
             thread.cancel()
