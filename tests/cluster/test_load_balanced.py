@@ -102,6 +102,22 @@ async def seat(
     return host, a, b, a_ack, b_ack
 
 
+async def new_game(cluster: Cluster, db_url: str) -> tuple[dict[str, Any], int]:
+    """A game created through nginx, and the process that owns it."""
+    quiz = await make_test_quiz(db_url)
+    game = await create_game(cluster.url, quiz, auto_advance=False, time_bonus=False)
+    return game, await owner_index(cluster, game["id"])
+
+
+async def after_question_one(host_call: Any, players: list[Recorder], game_id: str) -> None:
+    """From question 1's reveal to the podium, with the answers of test_crash_recovery."""
+    await host_call("game:flow:next")  # explanation
+    await host_call("game:flow:next")  # leaderboard
+    await host_call("game:flow:next")  # question 2
+    await _play_rest(host_call, players, game_id, 1)
+    await host_call("game:flow:next")
+
+
 async def leaderboard(url: str, game_id: str) -> dict[str, int]:
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         response = await http.get(f"/games/{game_id}/leaderboard")
@@ -131,9 +147,7 @@ async def gapless(db_url: str, game_id: str) -> None:
 async def test_game_across_processes_to_the_podium(
     cluster: Cluster, clients: list[Recorder], transport: str, db_url: str
 ) -> None:
-    quiz = await make_test_quiz(db_url)
-    game = await create_game(cluster.url, quiz, auto_advance=False, time_bonus=False)
-    owner = await owner_index(cluster, game["id"])
+    game, owner = await new_game(cluster, db_url)
     others = [i for i in range(3) if i != owner]
     host, a, b, a_ack, _ = await seat(cluster, clients, game, transport, [*others, owner])
 
@@ -170,9 +184,7 @@ async def test_game_across_processes_to_the_podium(
 async def test_owner_killed_mid_question(
     cluster: Cluster, clients: list[Recorder], db_url: str
 ) -> None:
-    quiz = await make_test_quiz(db_url)
-    game = await create_game(cluster.url, quiz, auto_advance=False, time_bonus=False)
-    owner = await owner_index(cluster, game["id"])
+    game, owner = await new_game(cluster, db_url)
     others = [i for i in range(3) if i != owner]
     host, a, b, _, b_ack = await seat(cluster, clients, game, "websocket", [*others, owner])
 
@@ -206,11 +218,7 @@ async def test_owner_killed_mid_question(
     assert answered["ok"], answered
     await b2.expect("game:answer:accepted")  # per-seat events reach it on the new owner
     await a.expect("game:question:ended")
-    await host_call("game:flow:next")  # explanation
-    await host_call("game:flow:next")  # leaderboard
-    await host_call("game:flow:next")  # question 2
-    await _play_rest(host_call, [a, b2], game["id"], 1)
-    await host_call("game:flow:next")
+    await after_question_one(host_call, [a, b2], game["id"])
     for index in others:
         assert await leaderboard(cluster.servers[index].url, game["id"]) == REFERENCE
     await gapless(db_url, game["id"])
@@ -225,9 +233,7 @@ async def test_owner_killed_mid_question(
 async def test_redis_killed_and_restarted(
     cluster: Cluster, clients: list[Recorder], db_url: str, stoppable_redis: RedisProcess
 ) -> None:
-    quiz = await make_test_quiz(db_url)
-    game = await create_game(cluster.url, quiz, auto_advance=False, time_bonus=False)
-    owner = await owner_index(cluster, game["id"])
+    game, owner = await new_game(cluster, db_url)
     other = (owner + 1) % 3
     host, a, b, _, _ = await seat(cluster, clients, game, "websocket", [owner, other, owner])
 
@@ -258,10 +264,6 @@ async def test_redis_killed_and_restarted(
     }
     assert (await until_ok(a, "game:answer:submit", retry, 20))["ok"]
     await a.expect("game:question:ended")  # fan-out is back too
-    await host_call("game:flow:next")  # explanation
-    await host_call("game:flow:next")  # leaderboard
-    await host_call("game:flow:next")  # question 2
-    await _play_rest(host_call, [a, b], game["id"], 1)
-    await host_call("game:flow:next")
+    await after_question_one(host_call, [a, b], game["id"])
     assert await leaderboard(cluster.url, game["id"]) == REFERENCE
     await gapless(db_url, game["id"])
