@@ -12,6 +12,7 @@ never loses an acknowledged command, and a retried one is decided again by the o
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import time
@@ -66,11 +67,15 @@ class ClusterBus:
         *,
         timeout: float = 5.0,
         connect_timeout: float = 1.0,
+        publish_timeout: float = 5.0,
         reconnect_max: float = 2.0,
     ) -> None:
         self.owner = owner
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        # A batch that takes longer means Redis is stuck (refused connections fail at once);
+        # a busy event loop alone must not turn sends into UNAVAILABLE.
+        self.publish_timeout = publish_timeout
         self.reconnect_max = reconnect_max
         self.redis = aioredis.Redis.from_url(
             url, retry=Retry(NoBackoff(), 1), socket_connect_timeout=connect_timeout
@@ -78,6 +83,10 @@ class ClusterBus:
         self.handlers: dict[str, Handler] = {}  # requests: their result is the reply
         self.notices: dict[str, Handler] = {}  # one-way messages and broadcasts
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._outbox: collections.deque[tuple[str, bytes, asyncio.Future[int]]] = (
+            collections.deque()
+        )
+        self._writer: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._work: set[asyncio.Task[None]] = set()
@@ -90,9 +99,15 @@ class ClusterBus:
     # -- sending -------------------------------------------------------------------------
 
     async def _send(self, channel: str, message: dict[str, Any]) -> int:
+        """Publish; how many processes received it. Sends of every task share one writer that
+        pipelines them (thousands of forwarded answers a second are a few round trips, not a
+        connection and a round trip each)."""
+        sent: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._outbox.append((channel, orjson.dumps(message), sent))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="tuiz-cluster-bus-writer")
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                receivers: int = await self.redis.publish(channel, orjson.dumps(message))
+            return await sent
         except Exception as exc:
             self.failed += 1
             raise TuizError(
@@ -100,7 +115,24 @@ class ClusterBus:
                 "this game runs on another tuiz process and the link to it (Redis) is down;"
                 " try again shortly",
             ) from exc
-        return receivers
+
+    async def _write(self) -> None:
+        while self._outbox:
+            batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), 500))]
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for channel, data, _ in batch:
+                            pipe.publish(channel, data)
+                        counts = await pipe.execute()
+            except Exception as exc:
+                for _, _, sent in batch:
+                    if not sent.done():
+                        sent.set_exception(exc)
+                continue
+            for (_, _, sent), count in zip(batch, counts, strict=True):
+                if not sent.done():
+                    sent.set_result(int(count))
 
     async def request(self, owner: str, op: str, body: dict[str, Any]) -> Any:
         """The owner's answer to `op`, its typed error raised here, or UNAVAILABLE."""
@@ -260,6 +292,8 @@ class ClusterBus:
             log.warning("cluster_notice_failed", op=op, error=repr(exc))
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
