@@ -72,7 +72,7 @@ class RedisFanout(socketio.AsyncRedisManager, FastEmitManager):  # type: ignore[
         *,
         channel: str = "tuiz",
         metrics: Metrics | None = None,
-        publish_timeout: float = 0.5,
+        publish_timeout: float = 5.0,  # per batch; emitters never wait for it
         connect_timeout: float = 1.0,
         reconnect_min: float = 0.1,
         reconnect_max: float = 2.0,
