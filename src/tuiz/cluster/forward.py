@@ -141,10 +141,12 @@ class GameRouter:
         self.realtime = realtime
         self.api = api  # the REST app itself (not this router's middleware: no loops)
         self.handlers: dict[str, SocketHandler] = {}
-        self._owners: dict[str, tuple[str, float]] = {}  # game id -> (owner, known until)
+        # game id -> its owner, until a failover says otherwise (reseat), the owner is gone, or
+        # it answers that another process runs the game now. Not on a timer: at 10,000 players
+        # each re-lookup queried a saturated database and refused thousands of answers.
+        self._owners: dict[str, str] = {}
         self._resolving: dict[str, asyncio.Future[str | None]] = {}
         self._pins: dict[str, tuple[str, float]] = {}  # PIN -> (game id, known until)
-        self._owner_ttl = hub.settings.game_lease_ms / 3000
         self._tasks: set[asyncio.Task[None]] = set()
         bus.handlers["socket"] = self._serve_socket
         bus.handlers["http"] = self._serve_http
@@ -162,8 +164,8 @@ class GameRouter:
         if game_id in self.hub.runners:
             return None
         known = self._owners.get(game_id)
-        if known is not None and known[1] > time.monotonic():
-            return known[0]
+        if known is not None:
+            return known
         resolving = self._resolving.get(game_id)
         if resolving is None:  # one lookup per game at a time, however many sockets ask
             resolving = asyncio.ensure_future(self._resolve(game_id))
@@ -177,7 +179,7 @@ class GameRouter:
         except TuizError as exc:
             owner = exc.details.get("owner") if exc.code is ErrorCode.UNAVAILABLE else None
             if isinstance(owner, str) and owner != self.bus.owner:
-                self._owners[game_id] = (owner, time.monotonic() + self._owner_ttl)
+                self._owners[game_id] = owner
                 return owner
             return None
         except Exception:
@@ -209,6 +211,14 @@ class GameRouter:
                 self._owners.pop(game_id, None)
                 if (exc.delivered and not retry_safe) or loop.time() + pause > deadline:
                     raise
+            except TuizError as exc:
+                # That process let the game go and another runs it now: it refused before
+                # doing anything (its handler's first step is to load the game).
+                moved = exc.details.get("owner") if exc.code is ErrorCode.UNAVAILABLE else None
+                if not isinstance(moved, str) or moved == owner or loop.time() > deadline:
+                    raise
+                self._owners[game_id] = moved
+                continue
             await asyncio.sleep(pause)
             pause = min(pause * 2, 1.0)
 
@@ -301,7 +311,9 @@ class GameRouter:
     async def _on_reseat(self, body: dict[str, Any]) -> None:
         game_id, owner = str(body["game"]), str(body["owner"])
         if owner != self.bus.owner:
-            self._owners[game_id] = (owner, time.monotonic() + self._owner_ttl)
+            self._owners[game_id] = owner
+        else:
+            self._owners.pop(game_id, None)
         seats = [
             [c.sid, c.seats[game_id]]
             for c in list(self.realtime.clients.values())
