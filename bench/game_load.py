@@ -447,8 +447,8 @@ async def kill_owner(
     for proc in procs:
         proc.send({"cmd": "mark-kill", "at": killed_at})
     print(f"   {stamp()}   killed the owner (process n{owner + 1})", flush=True)
-    failover: dict[str, Any] = {"killed_node": owner + 1, "killed_at": killed_at}
-    result["failover"] = failover
+    failover: dict[str, Any] = result.setdefault("failover", {})
+    failover.update(killed_node=owner + 1, killed_at=killed_at)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         now_owner = await cluster.owner_of(game_id)
@@ -837,6 +837,7 @@ async def play(
                 killing = asyncio.create_task(
                     kill_owner(cluster, game["id"], procs, opts.think / 2, result)
                 )
+                result.setdefault("failover", {})["question"] = index
             await host.wait_phase("answer_reveal", index, opts.answering_time + t)
             if killing is not None:
                 await killing
