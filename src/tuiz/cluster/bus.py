@@ -88,6 +88,7 @@ class ClusterBus:
             collections.deque()
         )
         self._writer: asyncio.Task[None] | None = None
+        self._checks: dict[str, asyncio.Future[int | None]] = {}
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._work: set[asyncio.Task[None]] = set()
@@ -176,7 +177,17 @@ class ClusterBus:
                     raise OwnerGone(owner, delivered=True) from None
 
     async def _listeners(self, owner: str) -> int | None:
-        """Processes subscribed to `owner`'s channel; None when Redis cannot say."""
+        """Processes subscribed to `owner`'s channel; None when Redis cannot say. One check
+        per owner at a time, shared by every request waiting on it (thousands of waiting
+        answers each asking took every pooled connection: MaxConnectionsError)."""
+        checking = self._checks.get(owner)
+        if checking is None:
+            checking = asyncio.ensure_future(self._count_listeners(owner))
+            self._checks[owner] = checking
+            checking.add_done_callback(lambda _f: self._checks.pop(owner, None))
+        return await asyncio.shield(checking)
+
+    async def _count_listeners(self, owner: str) -> int | None:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 counts = await self.redis.pubsub_numsub(inbox(owner))
