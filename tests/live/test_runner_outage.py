@@ -9,6 +9,7 @@ test holds, so the failure hits a write in flight, every time, on the shared tes
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import asyncpg
 import pytest
@@ -30,6 +31,28 @@ async def _waiting_writer(pool: asyncpg.Pool) -> int | None:
     return pid
 
 
+async def _cut_off_in_flight(
+    pool: asyncpg.Pool, runner: GameRunner, call: Awaitable[object]
+) -> None:
+    """Run `call` while the game's log counter row is locked, end the log writer's backend
+    once its batch waits on that lock, and check the call fails with UNAVAILABLE."""
+    async with pool.acquire() as blocker:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute(
+            "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE",
+            runner.record.id,
+        )
+        first = asyncio.ensure_future(call)
+        pid = await eventually(lambda: _waiting_writer(pool))
+        assert pid is not None, "the write never reached the database"
+        assert await blocker.fetchval("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(TuizError) as refused:
+            await first
+        assert refused.value.code is ErrorCode.UNAVAILABLE
+        await tx.rollback()
+
+
 async def test_a_write_lost_in_flight_reloads_the_game_with_its_seats(
     pool: asyncpg.Pool,
 ) -> None:
@@ -44,21 +67,7 @@ async def test_a_write_lost_in_flight_reloads_the_game_with_its_seats(
             actor=alice, question_id=questions[0].id, answer_id="a-1", choice_ids=("a",), text=None
         )
 
-        async with pool.acquire() as blocker:
-            tx = blocker.transaction()
-            await tx.start()
-            await blocker.execute(
-                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE",
-                runner.record.id,
-            )
-            first = asyncio.create_task(runner.answer(answer))
-            pid = await eventually(lambda: _waiting_writer(pool))
-            assert pid is not None, "the answer's write never reached the database"
-            assert await blocker.fetchval("SELECT pg_terminate_backend($1)", pid)
-            with pytest.raises(TuizError) as refused:
-                await first
-            assert refused.value.code is ErrorCode.UNAVAILABLE
-            await tx.rollback()
+        await _cut_off_in_flight(pool, runner, runner.answer(answer))
 
         assert runner.broken and hub.runners.get(runner.game_id) is not runner
         reloaded = await eventually(lambda: _loaded(hub, runner.game_id), timeout=10)
@@ -91,21 +100,7 @@ async def test_a_join_cut_off_before_its_log_write_leaves_device_and_name_free(
     published = Recorded()
     async with EventLog(pool, flushers=1) as events:
         hub, runner = await answering_game(pool, events, published, two_questions())
-        async with pool.acquire() as blocker:
-            tx = blocker.transaction()
-            await tx.start()
-            await blocker.execute(
-                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE",
-                runner.record.id,
-            )
-            first = asyncio.create_task(hub.join(runner, "dev-alice", "Alice"))
-            pid = await eventually(lambda: _waiting_writer(pool))
-            assert pid is not None, "the join's write never reached the database"
-            assert await blocker.fetchval("SELECT pg_terminate_backend($1)", pid)
-            with pytest.raises(TuizError) as refused:
-                await first
-            assert refused.value.code is ErrorCode.UNAVAILABLE
-            await tx.rollback()
+        await _cut_off_in_flight(pool, runner, hub.join(runner, "dev-alice", "Alice"))
 
         reloaded = await eventually(lambda: _loaded(hub, runner.game_id), timeout=10)
         assert reloaded is not None and reloaded is not runner
