@@ -41,7 +41,7 @@ from tuiz.live.commands import answer_command
 from tuiz.live.hub import GameHub, replay
 from tuiz.live.runner import GameRunner, now_ms
 from tuiz.live.views import Audience
-from tuiz.realtime.protocol import check_device_id
+from tuiz.realtime.protocol import JoinKey, check_device_id
 from tuiz.store.quizzes import inline_quiz, load_quiz, parse_content
 
 router = APIRouter(tags=["games"])
@@ -64,6 +64,7 @@ class CreateGame(Body):
 class JoinBody(Body):
     player_name: str = Field(min_length=1, max_length=100)
     device_id: str = Field(min_length=1, max_length=255)
+    join_key: JoinKey | None = None  # the same key again: this join's lost reply, resent
 
 
 class QuestionStart(Body):
@@ -306,7 +307,7 @@ async def join_game(request: Request, game_id: str, body: JoinBody) -> Any:
     hub = _hub(request)
     runner = await hub.get(game_id)
     device = _device(body.device_id)
-    player_id = await hub.join(runner, device, body.player_name)
+    player_id = await hub.join(runner, device, body.player_name, join_key=body.join_key)
     player = runner.game.players[player_id]
     return views.joined(runner, player, hub.seat_token(runner, player_id, device))
 

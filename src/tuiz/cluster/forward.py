@@ -51,6 +51,7 @@ _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 GAME_PATH = re.compile(rf"^/games/({_UUID})(?:/|$)")
 PIN_PATH = re.compile(r"^/games/by-code/(\d{6})$")
 ANSWER_PATH = re.compile(r"/players/[^/]+/answer$")
+JOIN_PATH = re.compile(rf"^/games/{_UUID}/join$")
 RETRY_SAFE_EVENTS = frozenset(
     {
         "game:answer:submit",  # keyed by its answer id: a second copy is the same answer
@@ -65,6 +66,21 @@ RETRY_SAFE_EVENTS = frozenset(
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"})
 MAX_FORWARDED_BODY = 1 << 20
 PIN_TTL = 2.0  # seconds a PIN's game is remembered (PINs are reused only after a game ends)
+
+
+def _keyed_join(event: str, data: Any) -> bool:
+    """A `game:join` with a join key: asked again, it gets the seat the first one took."""
+    return event == "game:join" and isinstance(data, dict) and isinstance(data.get("joinKey"), str)
+
+
+def _keyed_rest_join(body: bytes) -> bool:
+    """A REST join's body with a `join_key` (the handler validates it; a bad one changes
+    nothing wherever it runs)."""
+    try:
+        parsed = orjson.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and isinstance(parsed.get("join_key"), str)
 
 
 def _rooms_out(rooms: dict[str, RoomAccess]) -> dict[str, list[Any]]:
@@ -233,7 +249,7 @@ class GameRouter:
             if game_id is None:
                 return await handler(client, data)
             body = {"event": event, "data": data, "client": client_context(client)}
-            safe = event in RETRY_SAFE_EVENTS
+            safe = event in RETRY_SAFE_EVENTS or _keyed_join(event, data)
             remote, reply = await self._ask(game_id, "socket", body, retry_safe=safe)
             if not remote:
                 return await handler(client, data)
@@ -362,7 +378,11 @@ class GameRouter:
             "scheme": scope.get("scheme", "http"),
             "body": base64.b64encode(body).decode(),
         }
-        safe = scope["method"] in ("GET", "HEAD") or ANSWER_PATH.search(scope["path"]) is not None
+        safe = (
+            scope["method"] in ("GET", "HEAD")
+            or ANSWER_PATH.search(scope["path"]) is not None
+            or (JOIN_PATH.search(scope["path"]) is not None and _keyed_rest_join(body))
+        )
         remote, reply = await self._ask(game_id, "http", request, retry_safe=safe)
         return reply if remote else None
 

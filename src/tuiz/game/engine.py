@@ -20,6 +20,7 @@ may join in any phase but answer only questions that open after they joined.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -265,6 +266,14 @@ class Game:
         """The device's latest seat, which may be a kicked one (check `.kicked`)."""
         player_id = self._seat_by_device.get(device_id)
         return None if player_id is None else self.players[player_id]
+
+    def retried_seat(self, device_id: str, key_hash: str | None) -> PlayerState | None:
+        """The device's seat when `key_hash` is the one its join carried: the same join asked
+        again after its reply was lost. Any other key, or none, finds nothing."""
+        seat = self.player_by_device(device_id)
+        if seat is None or seat.kicked or seat.key_hash is None or key_hash is None:
+            return None
+        return seat if hmac.compare_digest(seat.key_hash, key_hash) else None
 
     @property
     def seated_count(self) -> int:
@@ -704,7 +713,7 @@ class Game:
             raise refuse(ErrorCode.CONFLICT, "nickname already taken in this game")
         if command.player_id in self.players or command.player_id == self.host_id:
             raise refuse(ErrorCode.CONFLICT, "player id already in use")
-        return [PlayerJoined(command.player_id, command.device_id, name, now)]
+        return [PlayerJoined(command.player_id, command.device_id, name, now, command.key_hash)]
 
     def _decide_connected(self, command: SetConnected, now: int) -> list[Event]:
         if command.actor not in (None, command.player_id, self.host_id):
@@ -792,7 +801,9 @@ class Game:
         elif isinstance(event, AnswerAccepted):
             self._apply_answer(event)
         elif isinstance(event, PlayerJoined):
-            seat = PlayerState(event.player_id, event.device_id, event.name, event.at)
+            seat = PlayerState(
+                event.player_id, event.device_id, event.name, event.at, event.key_hash
+            )
             self.players[seat.id] = seat
             self._seat_by_device[seat.device_id] = seat.id
             self._names[name_key(seat.name)] = seat.id

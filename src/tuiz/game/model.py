@@ -115,6 +115,7 @@ class Join(Command):
     player_id: str
     device_id: str
     name: str
+    key_hash: str | None = None  # SHA-256 hex of the client's join key: a lost reply's retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,7 @@ class PlayerJoined(Event):
     device_id: str
     name: str
     at: int
+    key_hash: str | None = None  # in the log so a rebuilt game still knows the retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +349,7 @@ class PlayerState:
     device_id: str
     name: str
     joined_at: int
+    key_hash: str | None = None  # the join key's hash: never in a view
     connected: bool = True
     kicked: bool = False
     score: int = 0

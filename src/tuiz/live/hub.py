@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -46,7 +47,8 @@ log = get_logger(__name__)
 
 RELOAD_RETRY_MIN = 0.1  # seconds between attempts to reload a broken game, doubling
 RELOAD_RETRY_MAX = 2.0
-SeatRequest = tuple[str, str, Callable[[str], None] | None]  # device, name, seated callback
+# device, name, the join key's hash, seated callback
+SeatRequest = tuple[str, str, str | None, Callable[[str], None] | None]
 NOT_ENGINE_MAX = 10_000  # remembered games that are not engine games (then forgotten at once)
 
 CREATED = "game:created"
@@ -406,13 +408,17 @@ class GameHub:
         device_id: str,
         name: str,
         *,
+        join_key: str | None = None,
         seated: Callable[[str], None] | None = None,
     ) -> str:
         """A new seat for this device: engine rules first, then the row.
 
         A device that already holds a seat gets CONFLICT: it returns with `game:rejoin` and the
         seat's resume token. Handing the seat to whoever names the device would let anyone
-        who learns a device id take that player's place.
+        who learns a device id take that player's place. The one exception is the same join
+        asked again, its reply lost: a join carrying the `join_key` (a secret the client chose)
+        the seat was taken with gets that seat back, and no new events. Only the key's hash is
+        kept, in the log, so the retry works on a game rebuilt from it.
 
         Joins arriving while a batch of them is being written are decided one after another
         in the next batch, whose seats are written in one statement and whose events in one
@@ -421,10 +427,12 @@ class GameHub:
         `seated(player_id)` runs once the seat's rows are committed, before its events are:
         what needs the row (the socket's participation) can be written meanwhile.
         """
-        _refuse_seated(runner, device_id)
+        key_hash = hash_join_key(join_key) if join_key is not None else None
+        _refuse_seated(runner, device_id, key_hash)
         if runner.joins is None:
             runner.joins = GroupCommit(partial(self._join_batch, runner), max_batch=500)
-        result = await runner.joins.submit((device_id, name, seated))
+        # A retry goes through the batch too: it answers once the first join is committed.
+        result = await runner.joins.submit((device_id, name, key_hash, seated))
         if isinstance(result, Exception):
             raise result
         return result
@@ -436,11 +444,21 @@ class GameHub:
         seats: list[NewSeat] = []
         applied: list[tuple[list[Event], Command]] = []
         async with runner._join_lock:
-            for device_id, name, _ in batch:
+            for device_id, name, key_hash, _ in batch:
+                retried = runner.game.retried_seat(device_id, key_hash)
+                if retried is not None:  # its seat, committed: nothing to write
+                    results.append(retried.id)
+                    continue
                 player_id = str(uuid.uuid4())
-                command = Join(actor=None, player_id=player_id, device_id=device_id, name=name)
+                command = Join(
+                    actor=None,
+                    player_id=player_id,
+                    device_id=device_id,
+                    name=name,
+                    key_hash=key_hash,
+                )
                 try:
-                    _refuse_seated(runner, device_id)  # a second join of a device in this batch
+                    _refuse_seated(runner, device_id, None)  # a device's second join in a batch
                     events = runner.apply(command)
                 except TuizError as exc:
                     results.append(exc)
@@ -450,14 +468,15 @@ class GameHub:
                 applied.append((events, command))
             if not applied:
                 return results
+            fresh = {str(seat.player_id) for seat in seats}
             try:
                 await self._add_seats(runner, seats)
             except Exception as exc:
                 # Memory holds seats the tables refused: rebuild the game from its log.
                 self.reload_broken(runner)
-                return [exc if isinstance(r, str) else r for r in results]
-            for (_, _, seated), result in zip(batch, results, strict=True):
-                if seated is not None and isinstance(result, str):
+                return [exc if isinstance(r, str) and r in fresh else r for r in results]
+            for (_, _, _, seated), result in zip(batch, results, strict=True):
+                if seated is not None and isinstance(result, str) and result in fresh:
                     seated(result)
             await runner.commit_applied(applied)
         return results
@@ -485,9 +504,16 @@ class GameHub:
             await self.games.add_players(runner.record.id, seats)
 
 
-def _refuse_seated(runner: GameRunner, device_id: str) -> None:
+def hash_join_key(join_key: str) -> str:
+    """What the game keeps of a join key: its SHA-256, hex."""
+    return hashlib.sha256(join_key.encode()).hexdigest()
+
+
+def _refuse_seated(runner: GameRunner, device_id: str, key_hash: str | None) -> None:
     existing = runner.game.player_by_device(device_id)
     if existing is not None and not existing.kicked:
+        if runner.game.retried_seat(device_id, key_hash) is not None:
+            return
         raise TuizError(
             ErrorCode.CONFLICT,
             "this device already has a seat in this game; rejoin with its resume token",

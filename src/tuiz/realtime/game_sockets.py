@@ -39,7 +39,7 @@ from tuiz.live.hub import GameHub
 from tuiz.live.publisher import Body
 from tuiz.live.runner import GameRunner
 from tuiz.live.views import answer_accepted, board
-from tuiz.realtime.protocol import Payload, parse
+from tuiz.realtime.protocol import JoinKey, Payload, parse
 from tuiz.realtime.server import Client, Handler, Realtime, watchers_room
 from tuiz.store.connections import Participation
 from tuiz.store.games import GameRepository
@@ -82,6 +82,7 @@ class GameRef(Payload):
 class JoinGame(Payload):
     pin: Pin
     nickname: str = Field(validation_alias=AliasChoices("nickname", "playerName", "name"))
+    join_key: JoinKey | None = Field(default=None, alias="joinKey")
 
 
 class RejoinGame(GameRef):
@@ -262,7 +263,11 @@ class GameSockets:
         early = runner.room not in client.rooms  # else _bind writes no participation
         try:
             player_id = await self.hub.join(
-                runner, device, payload.nickname, seated=seated if early else None
+                runner,
+                device,
+                payload.nickname,
+                join_key=payload.join_key,
+                seated=seated if early else None,
             )
         finally:
             for written in participation:

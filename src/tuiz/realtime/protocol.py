@@ -37,6 +37,8 @@ def check_device_id(value: str) -> str:
 
 DeviceId = Annotated[str, AfterValidator(check_device_id)]
 RoomId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^\S+$")]
+JoinKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
+"""A client-chosen secret naming one join attempt: its retry after a lost reply gets the seat."""
 
 MAX_METADATA_BYTES = 4096
 MAX_MESSAGE_BYTES = 16_384
