@@ -124,11 +124,16 @@ class Player:
         return ack
 
 
-async def join_player(url: str, pin: str, nickname: str, device_id: str | None = None) -> Player:
+async def join_player(
+    url: str, pin: str, nickname: str, device_id: str | None = None, join_key: str | None = None
+) -> Player:
     device_id = device_id or f"dev-{uuid.uuid4().hex[:12]}"
     client = await Recorder(url).connect()
     await client.register(device_id)
-    ack = await client.sio.call("game:join", {"pin": pin, "nickname": nickname}, timeout=10)
+    payload = {"pin": pin, "nickname": nickname}
+    if join_key is not None:
+        payload["joinKey"] = join_key
+    ack = await client.sio.call("game:join", payload, timeout=10)
     assert ack["ok"], ack
     return Player(client, ack, device_id)
 

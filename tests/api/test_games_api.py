@@ -14,6 +14,7 @@ import pytest
 
 from tests.gamehelpers import connect_host, create_game, join_player, make_test_quiz, next_phase
 from tests.servers import ServerProcess, run_server
+from tuiz.live.hub import hash_join_key
 
 SERVICE_KEY = "games-service-key"
 
@@ -43,11 +44,21 @@ async def test_rest_game_flow(server: ServerProcess, db_url: str, http: httpx.As
     assert (await http.get(f"/games/by-code/{game['game_code']}")).json()["id"] == gid
     assert (await http.get("/games/by-code/999999")).status_code == 404
 
-    joined = await http.post(
-        f"/games/{gid}/join", json={"player_name": "Rei", "device_id": "d-rei"}
-    )
+    key = "rei-join-key-0123456789"
+    rei_join = {"player_name": "Rei", "device_id": "d-rei", "join_key": key}
+    joined = await http.post(f"/games/{gid}/join", json=rei_join)
     assert joined.status_code == 201, joined.text
     rei = joined.json()
+    # Its reply lost, the same join again: the same seat and token, in the same shape.
+    again = await http.post(f"/games/{gid}/join", json=rei_join)
+    assert again.status_code == 201 and again.json() == rei
+    assert key not in again.text and hash_join_key(key) not in again.text
+    for other in ("not-the-key-0123456789", None):
+        retaken = await http.post(f"/games/{gid}/join", json={**rei_join, "join_key": other})
+        assert retaken.status_code == 409 and "resume_token" not in retaken.json()
+    for bad_key in ("short", "x" * 129, "has spaces in it 0123456789"):
+        refused = await http.post(f"/games/{gid}/join", json={**rei_join, "join_key": bad_key})
+        assert refused.status_code == 422 and refused.json()["error"] == "VALIDATION_ERROR"
     taken = await http.post(f"/games/{gid}/join", json={"player_name": "REI", "device_id": "d-2"})
     assert taken.status_code == 409 and taken.json()["error"] == "CONFLICT"
     bad = await http.post(f"/games/{gid}/join", json={"player_name": "x", "device_id": "a b"})

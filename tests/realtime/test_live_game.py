@@ -452,3 +452,36 @@ async def test_only_the_host_hears_who_dropped_and_came_back(
         await client.expect("game:room-locked")
         assert client.pending("game:player-left") == 0
         assert client.pending("game:player-reconnected") == 0
+
+
+async def test_a_join_whose_reply_was_lost_is_answered_again_with_its_key(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    """The phone's network drops as its `game:join` is applied: it reconnects and sends the
+    same join, with the same key, and gets the seat it took with its resume token."""
+    host, _, game = await _setup(server, db_url, closing, 0)
+    key = "3b2e9a4c-0d1f-4e6a-9b7c-5d8e2f1a0c3b"
+    first = await join_player(server.url, game["game_code"], "Alice", join_key=key)
+    await first.client.close()  # its ack never reached the phone
+    await host.client.expect("game:player-left")
+
+    again = await Recorder(server.url).connect()
+    closing.append(again)
+    await again.register(first.device_id)
+    ack = await again.sio.call(
+        "game:join", {"pin": game["game_code"], "nickname": "Alice", "joinKey": key}, timeout=10
+    )
+    assert ack["ok"], ack
+    assert set(ack) == set(first.ack)
+    assert ack["playerId"] == first.player_id and ack["resumeToken"] == first.ack["resumeToken"]
+    assert key not in repr(ack)
+    await host.client.expect("game:player-reconnected")  # seated on the new socket
+
+    # The seat works: the host's next room event reaches it, and the game has one player.
+    bob = await join_player(server.url, game["game_code"], "Bob")
+    closing.append(bob.client)
+    joined = [await host.client.expect("game:player-joined") for _ in range(2)]
+    assert [j["playerName"] for j in joined] == ["Alice", "Bob"]  # no second Alice
+    assert joined[1]["playersCount"] == 2
+    assert (await host.command("game:lock", locked=True))["ok"]
+    await again.expect("game:room-locked")

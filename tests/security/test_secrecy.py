@@ -27,6 +27,7 @@ from tests.gamehelpers import (
 )
 from tests.servers import ServerProcess, run_server
 from tests.sioclient import Recorder
+from tuiz.live.hub import hash_join_key
 
 SERVICE_KEY = "secrecy-service-key"
 ANSWER_KEY_FIELDS = {
@@ -38,6 +39,9 @@ ANSWER_KEY_FIELDS = {
     "quiz_set_id",
     "host_device_id",
 }
+ALICE_KEY = "alice-join-key-0123456789abcdef"
+KEY_SECRETS = {ALICE_KEY, hash_join_key(ALICE_KEY)}
+"""A join key and what the game keeps of it: never in anything sent out."""
 ZERO_UNTIL_REVEAL = {"score", "correctCount", "correct_count", "streak"}
 
 
@@ -100,7 +104,7 @@ async def test_nothing_tells_the_answer_before_the_reveal(
     game = await create_game(server.url, quiz, auto_advance=False)
     gid, pin = game["id"], game["game_code"]
     host = await connect_host(server.url, game)
-    alice = await join_player(server.url, pin, "Alice", device_id="dev-alice")
+    alice = await join_player(server.url, pin, "Alice", device_id="dev-alice", join_key=ALICE_KEY)
     bob = await join_player(server.url, pin, "Bob", device_id="dev-bob")
     closing += [host.client, alice.client, bob.client]
     outsider = await _outsider(server, closing, "dev-outsider")
@@ -114,7 +118,7 @@ async def test_nothing_tells_the_answer_before_the_reveal(
     question = started["question"]
     tokyo = next(c["id"] for c in question["choices"] if c["text"] == "Tokyo")
     assert (await alice.answer(question["id"], choiceIds=[tokyo], answerId="a1"))["ok"]
-    secrets = {"dev-alice", "dev-bob", "host-device"}
+    secrets = {"dev-alice", "dev-bob", "host-device", *KEY_SECRETS}
 
     seen: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
@@ -129,6 +133,11 @@ async def test_nothing_tells_the_answer_before_the_reveal(
             response = await http.get(path)
             assert response.status_code == 200, path
             seen[f"GET {path}"] = response.json()
+        as_host = {"x-host-token": game["host_token"]}
+        for path in (f"/games/{gid}/report", f"/games/{gid}/replay"):
+            response = await http.get(path, headers=as_host)
+            assert response.status_code == 200, path
+            assert not any(k in response.text for k in KEY_SECRETS), path
         for path in (
             f"/games/{gid}/report",
             f"/games/{gid}/report?format=csv",
@@ -170,6 +179,9 @@ async def test_nothing_tells_the_answer_before_the_reveal(
     for where, payload in seen.items():
         hidden = secrets - {own_device.get(where.split()[0], "")}
         assert leaks(payload, hidden) == [], where
+    # Not even to its own device or the host: the key goes in, nothing of it comes out.
+    sent_out = [*seen.values(), alice.ack, alice.client.log, host.client.log]
+    assert not any(k in repr(sent_out) for k in KEY_SECRETS)
 
     # The host sees its tally, and at the reveal everyone learns it: the scan finds it then.
     host_state = await host.command("game:state")
@@ -191,12 +203,17 @@ async def test_a_device_id_is_not_a_credential(
     game = await create_game(server.url, quiz, auto_advance=False)
     gid, pin = game["id"], game["game_code"]
     host = await connect_host(server.url, game)
-    alice = await join_player(server.url, pin, "Alice", device_id="dev-alice")
+    alice = await join_player(server.url, pin, "Alice", device_id="dev-alice", join_key=ALICE_KEY)
     closing += [host.client, alice.client]
 
     thief = await _outsider(server, closing, "dev-alice")  # claims alice's device
-    taken = await thief.sio.call("game:join", {"pin": pin, "nickname": "Alice2"})
-    assert taken["ok"] is False and taken["error"] == "CONFLICT" and "resumeToken" not in taken
+    for key in ({}, {"joinKey": "a-guessed-key-0123456789"}):
+        taken = await thief.sio.call("game:join", {"pin": pin, "nickname": "Alice2", **key})
+        assert taken["ok"] is False and taken["error"] == "CONFLICT", taken
+        assert "resumeToken" not in taken
+    for bad in ("short", "k" * 129, "no spaces allowed here 0123", 12345678901234567):
+        refused = await thief.sio.call("game:join", {"pin": pin, "nickname": "A", "joinKey": bad})
+        assert refused["error"] == "VALIDATION_ERROR", bad
     forged = await thief.sio.call(
         "game:rejoin", {"gameId": gid, "playerId": alice.player_id, "resumeToken": "x" * 43}
     )
