@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, WebSocketRoute, expect
 
 from tests.e2e.axe import audit_screen
 from tests.e2e.conftest import JWT_SECRET, SERVICE_KEY, Pages, QuestionSpec, db_fetch, insert_quiz
@@ -627,3 +627,38 @@ def test_host_sees_players_drop_and_come_back(
     expect(game_row).to_contain_text("Reconnected")
     expect(host.locator("#game-players-summary")).to_have_text("2 players · all connected")
     expect(quinn.get_by_text("Reconnected")).to_have_count(0)
+
+
+def test_a_join_whose_reply_is_lost_gets_its_seat_on_reconnect(
+    pages: Pages, quizzes: dict[str, str]
+) -> None:
+    """The connection drops with the join's acknowledgement in flight (the seat is taken):
+    back online, the page sends the same join with the same key and gets that seat."""
+    host, pin = host_game(pages, quizzes["short"])
+    player = pages.new("player Mio")
+    lost: list[str] = []
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            is_join_ack = isinstance(message, str) and message.startswith("43")
+            if not lost and is_join_ack and '"resumeToken"' in str(message):
+                lost.append(str(message))
+                ws.close()  # the phone's network drops with the reply in flight
+                return
+            ws.send(message)
+
+        server.on_message(to_page)
+
+    player.route_web_socket(re.compile(r"/socket\.io/"), route)
+    player.goto(f"/play?pin={pin}")
+    player.get_by_label("Nickname").fill("Mio")
+    player.get_by_role("button", name="Join").click()
+    expect(in_screen(player, "waiting")).to_be_visible()
+    expect(player.locator("#waiting-name")).to_contain_text("Mio")
+    assert len(lost) == 1
+    first = json.loads(lost[0][lost[0].index("[") :])[0]
+    assert seat(player)["playerId"] == first["playerId"]
+    assert player.evaluate("sessionStorage.getItem('tuiz_pending_join')") is None
+    expect(host.locator("#player-list li")).to_have_count(1)  # one seat, not two

@@ -9,6 +9,9 @@ import {
 
 const SEAT_KEY = 'tuiz_seat'; // {gameId, playerId, resumeToken, lastSeq, name, pin}
 const PENDING_KEY = 'tuiz_pending_answer'; // an answer sent but not yet acknowledged
+// A join sent but not yet answered, {pin, nickname, joinKey}: its retry sends the same key,
+// so a join applied whose reply was lost gets its seat back instead of CONFLICT.
+const JOIN_KEY = 'tuiz_pending_join';
 
 const state = {
   seat: readJSON(localStorage, SEAT_KEY),
@@ -88,6 +91,13 @@ async function onReady() {
       return;
     }
   }
+  const pending = readJSON(sessionStorage, JOIN_KEY);
+  if (pending && !state.joining) {
+    $('pin').value = pending.pin;
+    $('nickname').value = pending.nickname;
+    await sendJoin(pending.pin, pending.nickname); // the reply to it was lost: ask again
+    return;
+  }
   if (state.screen === 'connecting') showJoin();
 }
 
@@ -120,28 +130,48 @@ $('join-form').addEventListener('submit', async (event) => {
   if (!/^\d{6}$/.test(pin)) { showJoinError('err.pinFormat'); $('pin').focus(); return; }
   if (!nickname) { showJoinError('err.nickname'); $('nickname').focus(); return; }
   showJoinError(null);
+  await sendJoin(pin, nickname);
+});
+
+async function sendJoin(pin, nickname) {
+  // One key per join attempt, kept until the server answers it: a retry after a lost reply
+  // (or a reconnect) sends the same key and gets the seat that attempt took.
+  const kept = readJSON(sessionStorage, JOIN_KEY);
+  const joinKey = kept && kept.pin === pin && kept.joinKey ? kept.joinKey : uuid();
+  writeJSON(sessionStorage, JOIN_KEY, { pin, nickname, joinKey });
   state.joining = true;
   const button = $('join-button');
   button.disabled = true;
   button.textContent = t('play.joining');
-  const res = await conn.request('game:join', { pin, nickname });
+  // A reply lost with the connection is not waited for: the reconnect (onReady) asks again.
+  let dropped;
+  const lost = new Promise((resolve) => {
+    dropped = () => resolve({ ok: false, error: 'NETWORK', message: 'connection lost' });
+    conn.on('disconnect', dropped);
+  });
+  const res = await Promise.race([conn.request('game:join', { pin, nickname, joinKey }), lost]);
+  conn.socket.off('disconnect', dropped);
   state.joining = false;
   button.disabled = false;
   button.textContent = t('play.join');
   if (!res.ok) {
+    // Answered (refused): the next attempt is a new join, with a new key.
+    if (res.error !== 'NETWORK') writeJSON(sessionStorage, JOIN_KEY, null);
+    if (state.screen !== 'join') showJoin();
     const key = `err.${res.error}`;
     if (res.error === 'NETWORK') showJoinError('err.network');
     else if (t(key) !== key) showJoinError(key);
     else showJoinError('err.generic', { message: res.message || res.error });
     return;
   }
+  writeJSON(sessionStorage, JOIN_KEY, null);
   state.seat = {
     gameId: res.gameId, playerId: res.playerId, resumeToken: res.resumeToken,
     lastSeq: (res.snapshot && res.snapshot.lastSeq) || 0, name: nickname, pin,
   };
   saveSeat();
   applySnapshot(res.snapshot);
-});
+}
 
 for (const id of ['again-final', 'again-kicked']) {
   $(id).addEventListener('click', () => {
