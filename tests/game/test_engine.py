@@ -40,6 +40,7 @@ from tuiz.game.model import (
     Start,
     SubmitAnswer,
     Tick,
+    event_from_dict,
 )
 
 from .helpers import HOST, T0, answer, answering, join, mc, new_game, quiz
@@ -102,6 +103,28 @@ def test_join_trims_and_collapses_the_name() -> None:
     assert events == [PlayerJoined("p1", "d1", "Ada Lovelace", T0 + 5)]
     assert g.players["p1"].name == "Ada Lovelace" and g.players["p1"].joined_at == T0 + 5
     assert g.player_by_device("d1") is g.players["p1"]
+
+
+def test_a_join_keys_hash_is_on_the_seat_and_in_its_logged_event() -> None:
+    g = new_game()
+    (joined,) = g.handle(Join(None, "p1", "d1", "Ada", key_hash="ab" * 32), T0)
+    g.handle(Join(None, "p2", "d2", "Bo"), T0)
+    logged = joined.to_dict()
+    assert logged["key_hash"] == "ab" * 32
+    rebuilt = new_game()
+    rebuilt.apply(event_from_dict(logged))
+    rebuilt.apply(
+        event_from_dict(
+            {k: v for k, v in logged.items() if k != "key_hash"}
+            | {"player_id": "p2", "device_id": "d2", "name": "Bo"}
+        )
+    )  # an event from before keys
+    assert rebuilt.retried_seat("d1", "ab" * 32) is rebuilt.players["p1"]
+    assert rebuilt.retried_seat("d1", "cd" * 32) is None
+    assert rebuilt.retried_seat("d1", None) is None
+    assert rebuilt.retried_seat("d2", "ab" * 32) is None  # its seat was taken without a key
+    assert rebuilt.retried_seat("d3", "ab" * 32) is None
+    assert rebuilt.players["p2"].key_hash is None
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 21, "a\x00b"])
