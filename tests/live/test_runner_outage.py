@@ -124,3 +124,27 @@ async def test_a_join_cut_off_before_its_log_write_leaves_device_and_name_free(
         runner.record.id,
     )
     assert [(r["id"], r["device_id"]) for r in rows] == [(alice, "dev-alice")]
+
+
+async def test_a_keyed_join_retried_on_the_broken_game_is_not_answered_from_memory(
+    pool: asyncpg.Pool,
+) -> None:
+    """The broken runner's memory holds the seat its lost write took; a retry with the join key
+    must not be told it is seated there (nothing durable says so), and on the rebuilt game the
+    same retry takes a real seat."""
+    key = "retry-key-0123456789abcdef"
+    published = Recorded()
+    async with EventLog(pool, flushers=1) as events:
+        hub, runner = await answering_game(pool, events, published, two_questions())
+        join = hub.join(runner, "dev-alice", "Alice", join_key=key)
+        await _cut_off_in_flight(pool, runner, join)
+        with pytest.raises(TuizError) as refused:
+            await hub.join(runner, "dev-alice", "Alice", join_key=key)
+        assert refused.value.code is ErrorCode.UNAVAILABLE
+
+        reloaded = await eventually(lambda: _loaded(hub, runner.game_id), timeout=10)
+        assert isinstance(reloaded, GameRunner) and reloaded is not runner
+        alice = await hub.join(reloaded, "dev-alice", "Alice", join_key=key)
+        assert reloaded.game.players[alice].device_id == "dev-alice"
+        assert await hub.join(reloaded, "dev-alice", "Alice", join_key=key) == alice
+        await hub.close()

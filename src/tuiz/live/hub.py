@@ -444,6 +444,9 @@ class GameHub:
         seats: list[NewSeat] = []
         applied: list[tuple[list[Event], Command]] = []
         async with runner._join_lock:
+            if runner.broken:  # memory may hold seats the log refused: none is answered from it
+                unavailable = TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
+                return [unavailable for _ in batch]
             for device_id, name, key_hash, _ in batch:
                 retried = runner.game.retried_seat(device_id, key_hash)
                 if retried is not None:  # its seat, committed: nothing to write
