@@ -475,7 +475,8 @@ async def author(host: Page, origin: str) -> None:
         async with host.expect_response(re.compile(r"/upload/question-image/")) as uploaded:
             await host.locator("#question_image_0").set_input_files(image)
         assert (await uploaded.value).status == 201
-        await asyncio.sleep(1)
+        # The form shows the image's preview once it has written the question back.
+        await host.get_by_alt_text("Question image").wait_for(timeout=20000)
         choices = host.get_by_placeholder(re.compile(r"選択肢 \d+ のテキストを入力"))
         for i in range(await choices.count()):
             await choices.nth(i).fill(["Apple", "Sky", "Grass", "Snow"][i % 4])
