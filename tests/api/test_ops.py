@@ -52,3 +52,15 @@ def test_ready_reports_pending_migrations(db_url: str, tmp_path: Path) -> None:
         ready = httpx.get(f"{server.url}/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["migrations"] == "pending"
+
+
+def test_unknown_routes_and_methods_answer_in_our_error_shape(db_url: str, tmp_path: Path) -> None:
+    """The framework's own refusals carry a stable code like every other error."""
+    with run_server(db_url, tmp_path) as server:
+        missing = httpx.get(f"{server.url}/no/such/route")
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "NOT_FOUND"
+        wrong = httpx.delete(f"{server.url}/health")
+        assert wrong.status_code == 405
+        assert wrong.json()["error"] == "METHOD_NOT_ALLOWED"
+        assert "GET" in wrong.headers["allow"]

@@ -1,4 +1,5 @@
-"""The one place TuizError, database outages and request validation failures become HTTP."""
+"""The one place TuizError, database outages, request validation failures and the framework's
+own refusals (no such route, wrong method) become HTTP, all in one shape."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from tuiz.errors import ErrorCode, TuizError, client_error
 from tuiz.logs import get_logger, log_outage
@@ -21,6 +23,22 @@ _DATABASE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+# The framework's own refusals, by status; a status not named here keeps its number and
+# gets the nearest code (any other 4xx is the request's fault, any 5xx ours).
+_FRAMEWORK_CODES: dict[int, ErrorCode] = {
+    400: ErrorCode.VALIDATION_ERROR,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    422: ErrorCode.VALIDATION_ERROR,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.UNAVAILABLE,
+}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(TuizError)
     async def _tuiz_error(_: Request, exc: TuizError) -> JSONResponse:
@@ -34,6 +52,15 @@ def install(app: FastAPI) -> None:
         elif err.code is ErrorCode.UNAVAILABLE:  # not a foreign key the client named
             log_outage(log, "database_unavailable", exc, path=request.url.path)
         return JSONResponse(err.to_payload(), status_code=err.http_status)
+
+    @app.exception_handler(HTTPException)
+    async def _framework_error(_: Request, exc: HTTPException) -> JSONResponse:
+        status = exc.status_code
+        fallback = ErrorCode.INTERNAL_ERROR if status >= 500 else ErrorCode.VALIDATION_ERROR
+        code = _FRAMEWORK_CODES.get(status, fallback)
+        message = exc.detail if isinstance(exc.detail, str) else code.value
+        body = TuizError(code, message).to_payload()
+        return JSONResponse(body, status_code=status, headers=exc.headers)
 
     for kind in _DATABASE_ERRORS:
         app.add_exception_handler(kind, _database_error)
