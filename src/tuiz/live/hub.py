@@ -117,6 +117,8 @@ class GameHub:
         self.runners: dict[str, GameRunner] = {}
         self._loading: dict[str, asyncio.Future[GameRunner]] = {}
         self.leases = Leases(games, settings.game_lease_ms)
+        # A game's decisions reach the log only while its lease is ours (store/events.py).
+        events.lease_owner = self.leases.owner
         # Games whose runner broke (the log refused its events): their seats, until reloaded.
         self._reloading: dict[str, Seats] = {}
         self._reload_tasks: dict[str, asyncio.Task[None]] = {}

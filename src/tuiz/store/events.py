@@ -67,10 +67,21 @@ _ALNUM_RE = re.compile(r"[A-Za-z0-9]")
 # position in its game's block counted from the end (n-1 .. 0), so seq = last_seq - back.
 # A player must belong to the event's game (as log_game_event demands); a foreign key cannot
 # say that, so such a row gets a NULL game_id and the NOT NULL constraint rejects the statement.
+#
+# Fence: the games in $13 (those with ordered events in this batch) are written only while
+# $14 holds their lease. The lease row is share-locked by the statement, so a takeover (an
+# UPDATE of that row) waits for this commit and the new owner's replay sees these events; a
+# takeover that committed first leaves the game out of `reserved`, and nothing of it is written.
 BATCH_SQL = """
-WITH reserved AS (
+WITH fence AS (
+    SELECT o.game_id FROM public.game_owners o
+     WHERE o.game_id = ANY($13::uuid[]) AND o.owner = $14
+       FOR SHARE
+), reserved AS (
     INSERT INTO public.game_event_counters AS c (game_id, last_seq)
-    SELECT g, n FROM unnest($11::uuid[], $12::int[]) AS r(g, n) ORDER BY g
+    SELECT g, n FROM unnest($11::uuid[], $12::int[]) AS r(g, n)
+     WHERE g <> ALL($13::uuid[]) OR g IN (SELECT game_id FROM fence)
+     ORDER BY g
     ON CONFLICT (game_id) DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq
     RETURNING c.game_id, c.last_seq
 ), inserted AS (
@@ -265,6 +276,14 @@ class _Page:
         self.ordered.append(ordered)
 
 
+_Entry: TypeAlias = "tuple[NewEvent, str, asyncio.Future[StoredEvent], bool]"
+
+
+def _entries(page: _Page) -> list[_Entry]:
+    """A page's events with what `_Page.add` takes, to build smaller pages from."""
+    return list(zip(page.events, page.payloads, page.futures, page.ordered, strict=True))
+
+
 def _or_null(column: list[_T | None]) -> list[_T | None] | None:
     """NULL instead of an all-NULL array: multi-argument unnest pads it with NULLs, and neither
     side spends time encoding or decoding a column nobody set."""
@@ -272,12 +291,16 @@ def _or_null(column: list[_T | None]) -> list[_T | None] | None:
 
 
 async def _execute(
-    conn: ConnectionLike, page: _Page
-) -> tuple[list[uuid.UUID], list[int], dict[uuid.UUID, int], datetime]:
-    """Run BATCH_SQL for a page: (ids, backs, last_seq per game, commit timestamp)."""
+    conn: ConnectionLike, page: _Page, owner: str | None = None
+) -> tuple[list[uuid.UUID], list[int], dict[uuid.UUID, int], datetime | None]:
+    """Run BATCH_SQL for a page: (ids, backs, last_seq per game written, commit timestamp).
+
+    With `owner`, a game with ordered events whose lease `owner` does not hold is written not
+    at all: it is missing from the returned `last_seq`s."""
     counts = page.counts
     ids = new_ids(len(page.events))
     backs = [counts[g] - pos for g, pos in zip(page.games, page.positions, strict=True)]
+    fenced = list({g for g, o in zip(page.games, page.ordered, strict=True) if o}) if owner else []
     rows = await conn.fetch(
         BATCH_SQL,
         ids,
@@ -292,10 +315,13 @@ async def _execute(
         page.payloads,
         list(counts),
         list(counts.values()),
+        fenced,
+        owner,
     )
-    if len(rows) != len(counts):  # cannot happen unless the schema changed under us
+    last = {r[0]: r[1] for r in rows}
+    if len(last) != len(counts) and not set(counts) - set(last) <= set(fenced):
         raise RuntimeError(f"reserved {len(rows)} counters for {len(counts)} games")
-    return ids, backs, {r[0]: r[1] for r in rows}, rows[0][2]
+    return ids, backs, last, rows[0][2] if rows else None
 
 
 async def insert_batch(
@@ -311,6 +337,7 @@ async def insert_batch(
     for event, payload_json in items:
         page.add(event, payload_json, loop.create_future())
     ids, backs, last, ts = await _execute(conn, page)
+    assert ts is not None  # unfenced: every game is written
     return [
         stored_event(e, ids[i], last[e.game_id] - backs[i], ts) for i, e in enumerate(page.events)
     ]
@@ -372,6 +399,10 @@ class EventLog:
         self._started = False
         self._closed = False
         self._fenced: set[uuid.UUID] = set()  # games whose ordered events are refused
+        # The process whose leases the ordered events' games must be under (GameHub sets it):
+        # a process that lost a game (stalled past its lease, cut off from the database while
+        # another took over) can never add a decision to the log behind the new owner's back.
+        self.lease_owner: str | None = None
         self.events_written = 0
         self.events_failed = 0
         self.batches_written = 0
@@ -521,7 +552,7 @@ class EventLog:
                 try:
                     if conn is None:
                         conn = await self._pool.acquire()
-                    await self._flush(conn, page)
+                    await self._flush(shard, conn, page)
                 except BaseException as exc:  # never leave a caller waiting forever
                     self._fail(shard, page, exc)
                     # The connection may be broken, or already taken back by the pool (a lost
@@ -557,14 +588,18 @@ class EventLog:
             if o and not f.done()
         }
         self._settle_failed(page.futures, error)
-        if not fenced:
+        self._fence(shard, fenced, error)
+
+    def _fence(self, shard: _Shard, games: set[uuid.UUID], error: TuizError) -> None:
+        """Refuse `games`' ordered events until `resume`, those still queued included."""
+        if not games:
             return
-        self._fenced |= fenced
+        self._fenced |= games
         kept: deque[_Page] = deque()
         for queued in shard.pages:
             again = _Page()
             for i, event in enumerate(queued.events):
-                if queued.ordered[i] and event.game_id in fenced:
+                if queued.ordered[i] and event.game_id in games:
                     self._settle_failed([queued.futures[i]], error)
                 else:
                     again.add(event, queued.payloads[i], queued.futures[i], queued.ordered[i])
@@ -572,26 +607,43 @@ class EventLog:
                 kept.append(again)
         shard.pages = kept
 
-    async def _flush(self, conn: ConnectionLike, page: _Page) -> None:
+    async def _flush(self, shard: _Shard, conn: ConnectionLike, page: _Page) -> None:
         started = time.perf_counter()
         try:
-            ids, backs, last, ts = await _execute(conn, page)
+            ids, backs, last, ts = await _execute(conn, page, self.lease_owner)
         except asyncpg.PostgresError as exc:
             if not is_data_error(exc):
                 raise
-            await self._write_split(
-                conn, list(zip(page.events, page.payloads, page.futures, strict=True))
-            )
+            await self._write_split(shard, conn, _entries(page))
         else:
             # Resolve after the flusher has sent the next batch: callers' wake-ups are not on
             # the database's critical path.
             asyncio.get_running_loop().call_soon(self._resolve, page, ids, backs, last, ts)
-            self.events_written += len(page.events)
+            self.events_written += sum(c for g, c in page.counts.items() if g in last)
+            self._refuse_moved(shard, set(page.counts) - set(last), page.games, page.futures)
         self.last_batch_latency = time.perf_counter() - started
         self.last_batch_size = len(page.events)
         self.batches_written += 1
         if self.on_batch is not None:
             self.on_batch(self.last_batch_size, self.last_batch_latency)
+
+    def _refuse_moved(
+        self,
+        shard: _Shard,
+        moved: set[uuid.UUID],
+        games: list[uuid.UUID],
+        futures: list[asyncio.Future[StoredEvent]],
+    ) -> None:
+        """Games the fence kept out (their lease is another process's now): their events fail
+        with UNAVAILABLE and their later ordered events are refused until `resume`."""
+        if not moved:
+            return
+        log.warning("event_log_lease_lost", games=[str(g) for g in moved])
+        error = TuizError(
+            ErrorCode.UNAVAILABLE, "this game is run by another tuiz process now; try again"
+        )
+        self._settle_failed([f for g, f in zip(games, futures, strict=True) if g in moved], error)
+        self._fence(shard, moved, error)
 
     @staticmethod
     def _resolve(
@@ -599,24 +651,24 @@ class EventLog:
         ids: list[uuid.UUID],
         backs: list[int],
         last: dict[uuid.UUID, int],
-        ts: datetime,
+        ts: datetime | None,
     ) -> None:
         for i, (event, future) in enumerate(zip(page.events, page.futures, strict=True)):
-            if not future.done():
-                future.set_result(stored_event(event, ids[i], last[event.game_id] - backs[i], ts))
+            seq = last.get(event.game_id)
+            if seq is not None and ts is not None and not future.done():
+                future.set_result(stored_event(event, ids[i], seq - backs[i], ts))
 
-    async def _write_split(
-        self,
-        conn: ConnectionLike,
-        items: list[tuple[NewEvent, str, asyncio.Future[StoredEvent]]],
-    ) -> None:
+    async def _write_split(self, shard: _Shard, conn: ConnectionLike, items: list[_Entry]) -> None:
         """Write a rejected batch in halves until only the bad events fail.
 
         Halves are written in order, so a game's events keep their relative order; a bad
         event reserved nothing (its statement rolled back), so numbering stays gapless.
         """
+        page = _Page()
+        for entry in items:
+            page.add(*entry)
         try:
-            stored = await insert_batch(conn, [(e, p) for e, p, _ in items])
+            ids, backs, last, ts = await _execute(conn, page, self.lease_owner)
         except asyncpg.PostgresError as exc:
             if not is_data_error(exc):
                 raise
@@ -624,13 +676,12 @@ class EventLog:
                 self._settle_failed([items[0][2]], _to_tuiz_error(exc, items[0][0]))
                 return
             mid = len(items) // 2
-            await self._write_split(conn, items[:mid])
-            await self._write_split(conn, items[mid:])
+            await self._write_split(shard, conn, items[:mid])
+            await self._write_split(shard, conn, items[mid:])
             return
-        for (_, _, future), event in zip(items, stored, strict=True):
-            if not future.done():
-                future.set_result(event)
-        self.events_written += len(items)
+        self._resolve(page, ids, backs, last, ts)
+        self.events_written += sum(c for g, c in page.counts.items() if g in last)
+        self._refuse_moved(shard, set(page.counts) - set(last), page.games, page.futures)
 
     def _settle_failed(
         self, futures: list[asyncio.Future[StoredEvent]], error: BaseException
