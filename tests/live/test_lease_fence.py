@@ -137,3 +137,78 @@ async def test_events_that_decide_nothing_are_written_by_any_process(pool: async
         with pytest.raises(TuizError) as refused:
             await events.append_many([presence], ordered=True)
         assert refused.value.code is ErrorCode.UNAVAILABLE
+
+
+async def test_closing_lets_queued_decisions_in_before_letting_the_leases_go(
+    pool: asyncpg.Pool,
+) -> None:
+    """SIGTERM mid-question: an answer written and one queued behind it both reach the log
+    (the leases that fence them are released only after them)."""
+    published = Recorded()
+    questions = two_questions()
+    async with EventLog(pool, flushers=1) as events:
+        hub, runner = await answering_game(pool, events, published, questions)
+        alice = await hub.join(runner, "dev-alice", "Alice")
+        bob = await hub.join(runner, "dev-bob", "Bob")
+        await open_first_question(runner)
+
+        def answer(actor: str, answer_id: str) -> SubmitAnswer:
+            return SubmitAnswer(
+                actor=actor,
+                question_id=questions[0].id,
+                answer_id=answer_id,
+                choice_ids=("a",),
+                text=None,
+            )
+
+        async with pool.acquire() as blocker:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute(
+                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE",
+                runner.record.id,
+            )
+            first = asyncio.ensure_future(runner.answer(answer(alice, "a-1")))
+            assert await eventually(lambda: _waiting(pool, 1)), "the write never waited"
+            second = asyncio.ensure_future(runner.answer(answer(bob, "b-1")))
+            await eventually(lambda: _queued(events))
+            closing = asyncio.ensure_future(hub.close())
+            await tx.rollback()
+            await closing
+        assert (await first).answer_id == "a-1"
+        assert (await second).answer_id == "b-1"
+
+    answered = await pool.fetchval(
+        "SELECT count(*) FROM public.game_events WHERE game_id = $1"
+        " AND event_type = 'game:answer:accepted'",
+        runner.record.id,
+    )
+    assert answered == 2
+
+
+async def _queued(events: EventLog) -> bool | None:
+    return events.queued > 0 or None
+
+
+async def test_settled_waits_for_the_write_in_flight_and_the_queue(pool: asyncpg.Pool) -> None:
+    published = Recorded()
+    async with EventLog(pool, flushers=1) as events:
+        hub, runner = await answering_game(pool, events, published, two_questions())
+        game_id = runner.record.id
+        async with pool.acquire() as blocker:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute(
+                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE", game_id
+            )
+            first = events.submit(NewEvent(game_id=game_id, event_type="room:message", action="a"))
+            assert await eventually(lambda: _waiting(pool, 1)), "the write never waited"
+            second = events.submit(NewEvent(game_id=game_id, event_type="room:message", action="b"))
+            settled = asyncio.ensure_future(events.settled())
+            await asyncio.sleep(0)  # one turn of the loop: settled has started waiting
+            assert not settled.done() and not first.done() and not second.done()
+            await tx.rollback()
+            await settled
+        assert first.done() and second.done()
+        assert (await second).seq == (await first).seq + 1
+        await hub.close()

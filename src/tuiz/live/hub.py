@@ -369,6 +369,7 @@ class GameHub:
             runner._projection_dirty = True
             await runner._save_projection(retry=False)
         with contextlib.suppress(Exception):
+            await self.events.settled()  # the leases fence these writes: release them after
             await self.leases.release([r.record.id for r in self.runners.values()])
 
     # -- credentials -----------------------------------------------------------------------

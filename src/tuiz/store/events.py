@@ -363,10 +363,11 @@ def stored_event(event: NewEvent, id_: uuid.UUID, seq: int, ts: datetime) -> Sto
 class _Shard:
     """One flusher and its queue; a game always maps to the same shard (keeps its order)."""
 
-    __slots__ = ("pages", "task", "wake")
+    __slots__ = ("current", "pages", "task", "wake")
 
     def __init__(self) -> None:
         self.pages: deque[_Page] = deque()
+        self.current: _Page | None = None  # the page being written
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -472,6 +473,14 @@ class EventLog:
         shard.wake.set()
         return future
 
+    async def settled(self) -> None:
+        """Wait until every event queued so far is written or refused, without closing the
+        log: a process letting its games' leases go lets their last decisions in first."""
+        pages = [p for s in self._shards for p in (s.current, *s.pages) if p is not None]
+        futures = [f for p in pages for f in p.futures if not f.done()]
+        if futures:
+            await asyncio.wait(futures)
+
     def resume(self, game_id: uuid.UUID) -> None:
         """Accept the game's ordered events again: its owner has reloaded it from the log."""
         self._fenced.discard(game_id)
@@ -548,7 +557,7 @@ class EventLog:
                     continue
                 if self._max_delay and not self._closed and len(shard.pages) == 1:
                     await asyncio.sleep(self._max_delay)
-                page = shard.pages.popleft()
+                page = shard.current = shard.pages.popleft()
                 try:
                     if conn is None:
                         conn = await self._pool.acquire()
