@@ -169,6 +169,18 @@ async def start_realtime(ctx: AppContext) -> None:
             lambda: len(hub.runners),
             counter=False,
         )
+        ctx.metrics.observe(
+            "tuiz_game_lease_renewals_failed",
+            "Lease renewals the database did not answer (retried every 0.25 s)",
+            lambda: hub.leases.renewals_failed,
+            counter=True,
+        )
+        ctx.metrics.observe(
+            "tuiz_game_leases_lost",
+            "Games this process lost to another (it stalled past their lease)",
+            lambda: hub.leases.leases_lost,
+            counter=True,
+        )
         resumed = await ctx.hub.resume_live_games()
         if resumed:
             log.info("games_resumed", count=resumed)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,6 @@ from tests.faults.pgproc import PostgresProcess
 from tests.gamehelpers import QUIZ, Player, connect_host, create_game, join_player
 from tests.servers import ServerProcess, run_server
 from tests.sioclient import Recorder, eventually
-from tuiz.store import migrations
-from tuiz.store.embedded import ensure_database
 from tuiz.store.quizzes import import_quiz
 
 PLAYERS = 6
@@ -36,24 +32,6 @@ ANSWERED_BEFORE = 3  # players whose answer is acknowledged before the outage
 FAST = 5.0  # seconds: "at once" for a refusal, generous for a loaded CI machine
 DRAIN_TIMEOUT_MS = 6000
 RECOVERY_TIMEOUT = 30.0
-
-
-@pytest.fixture
-async def own_postgres() -> AsyncIterator[tuple[PostgresProcess, str]]:
-    """A private PostgreSQL (never the shared test server) with a migrated `tuiz` database.
-
-    Its data lives outside pytest's tmp_path: PostgreSQL runs as another user when we are root,
-    and every pytest session (other worktrees' too) resets pytest-of-<user> to mode 0700.
-    """
-    with tempfile.TemporaryDirectory(prefix="tuiz-pgfault-") as workdir:
-        pg = PostgresProcess(Path(workdir))
-        await asyncio.to_thread(pg.start)
-        try:
-            url = await ensure_database(pg.url, "tuiz")
-            await migrations.upgrade(url)
-            yield pg, url
-        finally:
-            await asyncio.to_thread(pg.destroy)
 
 
 async def _quiz(db_url: str, first_answering_time: int) -> uuid.UUID:

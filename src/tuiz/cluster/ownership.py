@@ -27,6 +27,9 @@ from tuiz.store.games import GameRepository
 
 log = get_logger(__name__)
 
+RENEW_RETRY_S = 0.25
+"""Seconds between attempts to renew leases while the database is away."""
+
 
 def _boot_id() -> str:
     try:
@@ -98,6 +101,8 @@ class Leases:
         self._claims: dict[uuid.UUID, int] = {}
         self._counter = itertools.count(1)
         self._releasing: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.renewals_failed = 0  # metrics: attempts the database did not answer
+        self.leases_lost = 0
 
     async def claim(self, game_id: uuid.UUID) -> None:
         """Ours now, or UNAVAILABLE naming the process that runs it."""
@@ -140,18 +145,30 @@ class Leases:
             if game_id in kept or self._claims.get(game_id) != claim:
                 continue
             log.error("game_lease_lost", game_id=str(game_id))  # we stalled past the lease
+            self.leases_lost += 1
             self._claims.pop(game_id, None)
             lost(game_id)
 
     async def _renew_forever(
         self, held: Callable[[], Iterable[uuid.UUID]], lost: Callable[[uuid.UUID], None]
     ) -> None:
+        """Renew every third of the lease; after a failure, every RENEW_RETRY_S until one
+        succeeds. Waiting a whole third again would let a 10 s database outage run out a 15 s
+        lease, and every live game of the cluster would fail over once the database is back
+        (each of its players reconnecting at once)."""
+        period = self.ttl_ms / 3000
+        pause = period
         while True:
-            await asyncio.sleep(self.ttl_ms / 3000)
+            await asyncio.sleep(pause)
             try:
-                await self.renew(held, lost)
-            except Exception as exc:  # the database away: renewed when it is back
+                # Bounded: a renewal stuck on a stalled database is tried again, not waited on.
+                async with asyncio.timeout(max(period / 2, RENEW_RETRY_S)):
+                    await self.renew(held, lost)
+                pause = period
+            except Exception as exc:  # the database away: renewed as soon as it is back
+                self.renewals_failed += 1
                 log_failure(log, "game_lease_renewal_failed", exc)
+                pause = min(RENEW_RETRY_S, period)
 
     def forget(self, game_id: uuid.UUID) -> None:
         """The lease is someone else's now (lost): nothing to release."""
