@@ -30,6 +30,7 @@ from tuiz.api.targets import RefuseInvalidTargets
 from tuiz.body_limit import BodyLimit, PathLimit
 from tuiz.cluster.fanout import RedisFanout
 from tuiz.cluster.forward import ForwardGames, GameRouter
+from tuiz.cluster.limits import SharedBuckets
 from tuiz.cluster.node import ClusterNode, tag_session_ids
 from tuiz.config import Settings
 from tuiz.context import AppContext
@@ -157,6 +158,15 @@ async def start_realtime(ctx: AppContext) -> None:
             cluster = ClusterNode(ctx.settings.redis_url, ctx.hub, ctx.realtime, ctx.extras["api"])
             ctx.extras["cluster"] = cluster
             cluster.observe(ctx.metrics)
+            shared_limits = SharedBuckets(ctx.settings.redis_url)
+            ctx.extras["shared_limits"] = shared_limits
+            ctx.limits.share(shared_limits)
+            ctx.metrics.observe(
+                "tuiz_shared_limit_fallbacks",
+                "Abuse-limit decisions taken by this process alone (Redis did not answer)",
+                lambda: shared_limits.fallbacks,
+                counter=True,
+            )
         route = cluster.router.route if cluster is not None else None
         GameSockets(ctx.realtime, ctx.hub, games, ctx.limits, route)
         ctx.hub.start()
@@ -221,6 +231,9 @@ async def shutdown(ctx: AppContext) -> None:
         await _bounded("close games", ctx.hub.close(), share / 2)
     if cluster is not None:
         await _bounded("close cluster link", cluster.close(), share / 4)
+    shared_limits: SharedBuckets | None = ctx.extras.get("shared_limits")
+    if shared_limits is not None:
+        await _bounded("close shared limits", shared_limits.close(), share / 8)
     if ctx.events is not None:
         await _bounded("close event log", ctx.events.close(timeout=shutdown_left(ctx) * 0.7))
     for task in ctx.tasks:

@@ -7,10 +7,12 @@ minute. So the limits are per address, generous for lookups that find a game and
 tight only for lookups that find nothing (what a scanner mostly does; a mistyped PIN now and
 then is far below it). A refusal is `RATE_LIMITED` (HTTP 429).
 
-Everything is in memory and per process: with N processes behind a balancer an address gets
-up to N times the budget, which still cuts a scan by orders of magnitude. Memory is bounded:
-an address whose bucket has refilled carries no information and is dropped first, and past
-`max_keys` the least recently seen addresses go.
+In one process the buckets are in memory. With Redis (several processes) every process asks
+the same buckets there (`cluster/limits.py`), so an address gets one budget whichever process
+it reaches; while Redis does not answer, each process's own buckets decide (up to N budgets for
+N processes, which still cuts a scan by orders of magnitude). Memory is bounded: an address
+whose bucket has refilled carries no information and is dropped first, and past `max_keys` the
+least recently seen addresses go.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address, ip_network
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tuiz.config import Settings
 from tuiz.errors import ErrorCode, TuizError
@@ -123,6 +125,45 @@ class KeyedBuckets:
             bucket.tokens -= 1.0
 
 
+class Shared(Protocol):
+    """Buckets every process shares (Redis): a verdict, or None when there is none now."""
+
+    async def decide(
+        self, name: str, key: str, per_second: float, burst: float, mode: str
+    ) -> bool | None: ...
+
+
+class Limit:
+    """One limit: the shared buckets when there are some and they answer, else this
+    process's own (`KeyedBuckets`: take, has, charge, as there)."""
+
+    def __init__(self, name: str, per_minute: float, burst: float) -> None:
+        self.name = name
+        self.local = KeyedBuckets(per_minute, burst)
+        self.shared: Shared | None = None
+
+    async def _decide(self, key: str, mode: str) -> bool | None:
+        if self.shared is None:
+            return None
+        return await self.shared.decide(self.name, key, self.local.rate, self.local.burst, mode)
+
+    async def take(self, key: str) -> bool:
+        if not self.local.enabled:
+            return True
+        verdict = await self._decide(key, "take")
+        return self.local.take(key) if verdict is None else verdict
+
+    async def has(self, key: str) -> bool:
+        if not self.local.enabled:
+            return True
+        verdict = await self._decide(key, "peek")
+        return self.local.has(key) if verdict is None else verdict
+
+    async def charge(self, key: str) -> None:
+        if self.local.enabled and await self._decide(key, "charge") is None:
+            self.local.charge(key)
+
+
 def _refused(what: str) -> TuizError:
     return TuizError(ErrorCode.RATE_LIMITED, f"too many {what} from your address; slow down")
 
@@ -143,42 +184,49 @@ class PinLookup:
     async def __call__(self, find: Callable[[str], Awaitable[T | None]], pin: str) -> T | None:
         found = await find(pin)
         if found is None:
-            self.limits.pin_misses.charge(self.key)
+            await self.limits.pin_misses.charge(self.key)
         return found
 
 
 class AbuseLimits:
-    """The per-address limits of one process, from settings (`TUIZ_*_LIMIT_*`)."""
+    """The per-address limits, from settings (`TUIZ_*_LIMIT_*`)."""
 
     def __init__(self, settings: Settings) -> None:
         s = settings
         self.settings = settings
-        self.pin_lookups = KeyedBuckets(s.pin_lookup_limit_per_min, s.pin_lookup_limit_burst)
-        self.pin_misses = KeyedBuckets(s.pin_miss_limit_per_min, s.pin_miss_limit_burst)
-        self.joins = KeyedBuckets(s.join_limit_per_min, s.join_limit_burst)
-        self.creations = KeyedBuckets(s.create_limit_per_min, s.create_limit_burst)
+        self.pin_lookups = Limit("pin", s.pin_lookup_limit_per_min, s.pin_lookup_limit_burst)
+        self.pin_misses = Limit("miss", s.pin_miss_limit_per_min, s.pin_miss_limit_burst)
+        self.joins = Limit("join", s.join_limit_per_min, s.join_limit_burst)
+        self.creations = Limit("create", s.create_limit_per_min, s.create_limit_burst)
         # spreadsheet conversions (anyone may run them, each parses up to 1 MB): same rate
-        self.conversions = KeyedBuckets(s.create_limit_per_min, s.create_limit_burst)
+        self.conversions = Limit("sheet", s.create_limit_per_min, s.create_limit_burst)
 
-    def pin_lookup(self, address: str | None) -> PinLookup:
+    def share(self, shared: Shared) -> None:
+        """Decide every limit in `shared` buckets from now on (one budget per address for
+        every process), falling back to this process's own when they do not answer."""
+        limits = (self.pin_lookups, self.pin_misses, self.joins, self.creations, self.conversions)
+        for limit in limits:
+            limit.shared = shared
+
+    async def pin_lookup(self, address: str | None) -> PinLookup:
         """Let a PIN lookup through, or RATE_LIMITED. An address out of failed lookups is
         refused before the lookup, so a refusal never tells whether the PIN exists; run the
         lookup through the returned `PinLookup`."""
         key = limit_key(address)
-        if not self.pin_misses.has(key):
+        if not await self.pin_misses.has(key):
             raise _refused("lookups of unknown PINs")
-        if not self.pin_lookups.take(key):
+        if not await self.pin_lookups.take(key):
             raise _refused("PIN lookups")
         return PinLookup(self, key)
 
-    def join(self, address: str | None) -> None:
-        if not self.joins.take(limit_key(address)):
+    async def join(self, address: str | None) -> None:
+        if not await self.joins.take(limit_key(address)):
             raise _refused("joins")
 
-    def create_game(self, address: str | None) -> None:
-        if not self.creations.take(limit_key(address)):
+    async def create_game(self, address: str | None) -> None:
+        if not await self.creations.take(limit_key(address)):
             raise _refused("new games")
 
-    def convert_sheet(self, address: str | None) -> None:
-        if not self.conversions.take(limit_key(address)):
+    async def convert_sheet(self, address: str | None) -> None:
+        if not await self.conversions.take(limit_key(address)):
             raise _refused("spreadsheet conversions")

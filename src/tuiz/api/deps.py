@@ -88,21 +88,27 @@ def address(request: Request, ctx: Annotated[AppContext, Depends(context)]) -> s
 AddressDep = Annotated[str | None, Depends(address)]
 
 
-def pin_lookup(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> PinLookup:
+async def pin_lookup(
+    ctx: Annotated[AppContext, Depends(context)], address: AddressDep
+) -> PinLookup:
     """A PIN lookup within this address's limits: `await lookup(find, pin)`."""
-    return ctx.limits.pin_lookup(address)
+    return await ctx.limits.pin_lookup(address)
 
 
-def limit_joins(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> None:
-    ctx.limits.join(address)
+async def limit_joins(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> None:
+    await ctx.limits.join(address)
 
 
-def limit_game_creation(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> None:
-    ctx.limits.create_game(address)
+async def limit_game_creation(
+    ctx: Annotated[AppContext, Depends(context)], address: AddressDep
+) -> None:
+    await ctx.limits.create_game(address)
 
 
-def limit_conversions(ctx: Annotated[AppContext, Depends(context)], address: AddressDep) -> None:
-    ctx.limits.convert_sheet(address)
+async def limit_conversions(
+    ctx: Annotated[AppContext, Depends(context)], address: AddressDep
+) -> None:
+    await ctx.limits.convert_sheet(address)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

@@ -243,11 +243,11 @@ class GameSockets:
     async def _join(self, client: Client, data: Any) -> dict[str, Any]:
         payload = parse(JoinGame, data)
         assert client.device_id is not None
-        lookup = self.limits.pin_lookup(client.ip)
+        lookup = await self.limits.pin_lookup(client.ip)
         record = await lookup(self.hub.by_pin, payload.pin)
         if record is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game with PIN {payload.pin}")
-        self.limits.join(client.ip)
+        await self.limits.join(client.ip)
         runner = await self.hub.get(record.id)
         participation: list[asyncio.Future[None]] = []
         device, caller = client.device_id, client.caller.user_id

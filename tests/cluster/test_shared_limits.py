@@ -1,0 +1,83 @@
+"""A PIN scanner spreading its lookups over several processes gets one budget, not one each.
+
+Two real processes share one Redis (cluster/limits.py): the scanner's unknown-PIN lookups,
+alternated between them, run out after the configured burst in all, and then both refuse
+it. Redis killed: each process decides alone again (its own budget), with no error and no
+wait per request; Redis back: one budget again.
+"""
+
+from __future__ import annotations
+
+import collections
+import secrets
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from tests.cluster.redisproc import RedisProcess
+from tests.cluster.test_two_processes import await_log, metric
+from tests.servers import ServerProcess, run_server
+from tests.sioclient import eventually
+
+BURST = 6  # unknown-PIN lookups an address may make (per minute, all at once)
+
+
+def _pair(stack: ExitStack, db_url: str, tmp_path: Path, redis: str) -> list[ServerProcess]:
+    env = {
+        "REDIS_URL": redis,
+        "TUIZ_TRUSTED_PROXIES": "127.0.0.1",
+        "TUIZ_PIN_MISS_LIMIT_PER_MIN": str(BURST),
+        "TUIZ_PIN_MISS_LIMIT_BURST": str(BURST),
+        "TUIZ_LOAD_SAMPLE": "false",
+        "TUIZ_LOG_LEVEL": "info",
+    }
+    return [stack.enter_context(run_server(db_url, tmp_path, **env)) for _ in range(2)]
+
+
+async def _scan(
+    servers: list[ServerProcess], address: str, lookups: int
+) -> collections.Counter[int]:
+    """`lookups` unknown PINs from `address`, one at a time, alternating between processes."""
+    codes: collections.Counter[int] = collections.Counter()
+    async with httpx.AsyncClient(timeout=10) as http:
+        for n in range(lookups):
+            server = servers[n % len(servers)]
+            pin = f"{secrets.randbelow(900_000) + 100_000}"
+            answer = await http.get(
+                f"{server.url}/games/by-code/{pin}", headers={"x-forwarded-for": address}
+            )
+            codes[answer.status_code] += 1
+    return codes
+
+
+async def test_a_scanner_gets_one_budget_across_processes(
+    db_url: str, tmp_path: Path, stoppable_redis: RedisProcess
+) -> None:
+    with ExitStack() as stack:
+        servers = _pair(stack, db_url, tmp_path, stoppable_redis.url)
+
+        codes = await _scan(servers, "198.51.100.7", 4 * BURST)
+        assert codes == {404: BURST, 429: 3 * BURST}, codes  # one burst, not one per process
+
+        # Another address is unaffected.
+        assert await _scan(servers, "198.51.100.8", 2) == {404: 2}
+
+        stoppable_redis.stop()
+        # Each process decides alone: a fresh address gets a burst on each, then is refused.
+        codes = await _scan(servers, "198.51.100.9", 4 * BURST)
+        assert codes == {404: 2 * BURST, 429: 2 * BURST}, codes
+        for server in servers:
+            await await_log(server, "shared_limits_unavailable")
+            assert await metric(server, "tuiz_shared_limit_fallbacks_total") > 0
+            assert server.process.poll() is None
+
+        stoppable_redis.start()
+
+        async def shared_again() -> bool:
+            # Redis is asked again a second after it failed; a fresh address then gets one
+            # burst across both processes.
+            address = f"203.0.113.{secrets.randbelow(200) + 1}"
+            return await _scan(servers, address, 4 * BURST) == {404: BURST, 429: 3 * BURST}
+
+        assert await eventually(shared_again, timeout=20)
