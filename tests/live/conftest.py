@@ -3,6 +3,7 @@ publisher that records what it would send (the port's real implementation is the
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from tests.game.helpers import mc, quiz
 from tuiz.config import Settings
-from tuiz.game.model import Next, Question, Start
+from tuiz.game.model import Next, Question, Start, SubmitAnswer
 from tuiz.live.hub import GameHub
 from tuiz.live.runner import GameRunner
 from tuiz.store.db import create_pool
@@ -82,3 +83,35 @@ async def open_first_question(runner: GameRunner) -> None:
     await runner.execute(Start(actor=runner.game.host_id))
     while runner.game.phase.value != "answering":
         await runner.execute(Next(actor=runner.game.host_id))
+
+
+def answer(actor: str, question: Question, answer_id: str) -> SubmitAnswer:
+    """`actor`'s answer "a" to `question`, with the client's answer id."""
+    return SubmitAnswer(
+        actor=actor, question_id=question.id, answer_id=answer_id, choice_ids=("a",), text=None
+    )
+
+
+@contextlib.asynccontextmanager
+async def log_held(pool: asyncpg.Pool, game_id: uuid.UUID) -> AsyncIterator[None]:
+    """Hold the game's log counter row: the log's next write of the game waits there (in the
+    database, its statement sent) until the block ends."""
+    async with pool.acquire() as blocker:
+        tx = blocker.transaction()
+        await tx.start()
+        try:
+            await blocker.execute(
+                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE", game_id
+            )
+            yield
+        finally:
+            await tx.rollback()
+
+
+async def waiting_on_locks(pool: asyncpg.Pool, n: int = 1) -> bool | None:
+    """True once `n` statements of this database wait on a lock (for `eventually`)."""
+    waiting: int = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database()"
+    )
+    return waiting >= n or None

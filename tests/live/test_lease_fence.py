@@ -15,10 +15,17 @@ import uuid
 import asyncpg
 import pytest
 
-from tests.live.conftest import Recorded, answering_game, open_first_question, two_questions
+from tests.live.conftest import (
+    Recorded,
+    answer,
+    answering_game,
+    log_held,
+    open_first_question,
+    two_questions,
+    waiting_on_locks,
+)
 from tests.sioclient import eventually
 from tuiz.errors import ErrorCode, TuizError
-from tuiz.game.model import SubmitAnswer
 from tuiz.store.events import EventLog, NewEvent
 
 OTHER = "elsewhere:4242:0-1:cafe"  # another host's process: never "dead here"
@@ -57,11 +64,8 @@ async def test_an_answer_after_the_lease_moved_is_refused_and_never_logged(
 
         async with pool.acquire() as conn:
             assert await _take_over(conn, runner.record.id) == "UPDATE 1"
-        answer = SubmitAnswer(
-            actor=alice, question_id=questions[0].id, answer_id="a-1", choice_ids=("a",), text=None
-        )
         with pytest.raises(TuizError) as refused:
-            await runner.answer(answer)
+            await runner.answer(answer(alice, questions[0], "a-1"))
         assert refused.value.code is ErrorCode.UNAVAILABLE
 
         assert runner.broken and hub.runners.get(runner.game_id) is not runner
@@ -83,18 +87,13 @@ async def test_a_takeover_waits_for_a_write_already_under_way(pool: asyncpg.Pool
     async with EventLog(pool, flushers=1) as events:
         hub, runner = await answering_game(pool, events, published, two_questions())
         game_id = runner.record.id
-        async with pool.acquire() as blocker, pool.acquire() as taker:
-            tx = blocker.transaction()
-            await tx.start()
-            await blocker.execute(  # hold the write after its fence, at the counter row
-                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE", game_id
-            )
-            join = asyncio.ensure_future(hub.join(runner, "dev-bob", "Bob"))
-            assert await eventually(lambda: _waiting(pool, 1)), "the write never waited"
-            takeover = asyncio.ensure_future(_take_over(taker, game_id))
-            assert await eventually(lambda: _waiting(pool, 2)), "the takeover did not wait"
-            assert not takeover.done()
-            await tx.rollback()
+        async with pool.acquire() as taker:
+            async with log_held(pool, game_id):  # the write waits after its fence
+                join = asyncio.ensure_future(hub.join(runner, "dev-bob", "Bob"))
+                assert await eventually(lambda: waiting_on_locks(pool, 1)), "no write waited"
+                takeover = asyncio.ensure_future(_take_over(taker, game_id))
+                assert await eventually(lambda: waiting_on_locks(pool, 2)), "no takeover waited"
+                assert not takeover.done()
             bob = await join
             assert await takeover == "UPDATE 1"
         await hub.close()
@@ -106,14 +105,6 @@ async def test_a_takeover_waits_for_a_write_already_under_way(pool: asyncpg.Pool
         uuid.UUID(bob),
     )
     assert seated >= 1
-
-
-async def _waiting(pool: asyncpg.Pool, n: int) -> bool | None:
-    waiting = await pool.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        " AND datname = current_database()"
-    )
-    return waiting >= n or None
 
 
 async def test_events_that_decide_nothing_are_written_by_any_process(pool: asyncpg.Pool) -> None:
@@ -152,29 +143,13 @@ async def test_closing_lets_queued_decisions_in_before_letting_the_leases_go(
         bob = await hub.join(runner, "dev-bob", "Bob")
         await open_first_question(runner)
 
-        def answer(actor: str, answer_id: str) -> SubmitAnswer:
-            return SubmitAnswer(
-                actor=actor,
-                question_id=questions[0].id,
-                answer_id=answer_id,
-                choice_ids=("a",),
-                text=None,
-            )
-
-        async with pool.acquire() as blocker:
-            tx = blocker.transaction()
-            await tx.start()
-            await blocker.execute(
-                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE",
-                runner.record.id,
-            )
-            first = asyncio.ensure_future(runner.answer(answer(alice, "a-1")))
-            assert await eventually(lambda: _waiting(pool, 1)), "the write never waited"
-            second = asyncio.ensure_future(runner.answer(answer(bob, "b-1")))
+        async with log_held(pool, runner.record.id):
+            first = asyncio.ensure_future(runner.answer(answer(alice, questions[0], "a-1")))
+            assert await eventually(lambda: waiting_on_locks(pool, 1)), "no write waited"
+            second = asyncio.ensure_future(runner.answer(answer(bob, questions[0], "b-1")))
             await eventually(lambda: _queued(events))
             closing = asyncio.ensure_future(hub.close())
-            await tx.rollback()
-            await closing
+        await closing
         assert (await first).answer_id == "a-1"
         assert (await second).answer_id == "b-1"
 
@@ -195,20 +170,14 @@ async def test_settled_waits_for_the_write_in_flight_and_the_queue(pool: asyncpg
     async with EventLog(pool, flushers=1) as events:
         hub, runner = await answering_game(pool, events, published, two_questions())
         game_id = runner.record.id
-        async with pool.acquire() as blocker:
-            tx = blocker.transaction()
-            await tx.start()
-            await blocker.execute(
-                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE", game_id
-            )
+        async with log_held(pool, game_id):
             first = events.submit(NewEvent(game_id=game_id, event_type="room:message", action="a"))
-            assert await eventually(lambda: _waiting(pool, 1)), "the write never waited"
+            assert await eventually(lambda: waiting_on_locks(pool, 1)), "no write waited"
             second = events.submit(NewEvent(game_id=game_id, event_type="room:message", action="b"))
             settled = asyncio.ensure_future(events.settled())
             await asyncio.sleep(0)  # one turn of the loop: settled has started waiting
             assert not settled.done() and not first.done() and not second.done()
-            await tx.rollback()
-            await settled
+        await settled
         assert first.done() and second.done()
         assert (await second).seq == (await first).seq + 1
         await hub.close()

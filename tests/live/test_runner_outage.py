@@ -14,10 +14,16 @@ from collections.abc import Awaitable
 import asyncpg
 import pytest
 
-from tests.live.conftest import Recorded, answering_game, open_first_question, two_questions
+from tests.live.conftest import (
+    Recorded,
+    answer,
+    answering_game,
+    log_held,
+    open_first_question,
+    two_questions,
+)
 from tests.sioclient import eventually
 from tuiz.errors import ErrorCode, TuizError
-from tuiz.game.model import SubmitAnswer
 from tuiz.live.hub import GameHub
 from tuiz.live.runner import GameRunner
 from tuiz.store.events import EventLog
@@ -34,23 +40,16 @@ async def _waiting_writer(pool: asyncpg.Pool) -> int | None:
 async def _cut_off_in_flight(
     pool: asyncpg.Pool, runner: GameRunner, call: Awaitable[object]
 ) -> None:
-    """Run `call` while the game's log counter row is locked, end the log writer's backend
-    once its batch waits on that lock, and check the call fails with UNAVAILABLE."""
-    async with pool.acquire() as blocker:
-        tx = blocker.transaction()
-        await tx.start()
-        await blocker.execute(
-            "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE",
-            runner.record.id,
-        )
+    """Run `call` while the game's log counter row is held, end the log writer's backend
+    once its batch waits there, and check the call fails with UNAVAILABLE."""
+    async with log_held(pool, runner.record.id):
         first = asyncio.ensure_future(call)
         pid = await eventually(lambda: _waiting_writer(pool))
         assert pid is not None, "the write never reached the database"
-        assert await blocker.fetchval("SELECT pg_terminate_backend($1)", pid)
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
         with pytest.raises(TuizError) as refused:
             await first
         assert refused.value.code is ErrorCode.UNAVAILABLE
-        await tx.rollback()
 
 
 async def test_a_write_lost_in_flight_reloads_the_game_with_its_seats(
@@ -63,20 +62,18 @@ async def test_a_write_lost_in_flight_reloads_the_game_with_its_seats(
         alice = await hub.join(runner, "dev-alice", "Alice")
         await runner.seat_socket("sid-alice", alice)
         await open_first_question(runner)
-        answer = SubmitAnswer(
-            actor=alice, question_id=questions[0].id, answer_id="a-1", choice_ids=("a",), text=None
-        )
+        first = answer(alice, questions[0], "a-1")
 
-        await _cut_off_in_flight(pool, runner, runner.answer(answer))
+        await _cut_off_in_flight(pool, runner, runner.answer(first))
 
         assert runner.broken and hub.runners.get(runner.game_id) is not runner
         reloaded = await eventually(lambda: _loaded(hub, runner.game_id), timeout=10)
         assert reloaded is not None and reloaded is not runner
         assert reloaded.seats.player_sids == {alice: {"sid-alice"}}  # still seated
         assert questions[0].id not in reloaded.game.players[alice].answers  # log: the truth
-        accepted = await reloaded.answer(answer)  # the client's retry, same answer id
+        accepted = await reloaded.answer(first)  # the client's retry, same answer id
         assert accepted.answer_id == "a-1"
-        assert (await reloaded.answer(answer)).answer_id == "a-1"  # and again: idempotent
+        assert (await reloaded.answer(first)).answer_id == "a-1"  # and again: idempotent
         await hub.close()
 
     rows = await pool.fetch(
