@@ -228,7 +228,7 @@ async def test_a_stalled_owner_never_logs_behind_the_new_one(
         assert (await host.command("game:flow:next"))["ok"]
         ended, stats = await reveal(host.client)
         counted = {choice: n for choice, n in ended["counts"].items() if n}
-        assert counted == {ids["Tokyo"]: 1, ids["Osaka"]: 1}, ended
+        assert counted == {ids["Tokyo"]: 1, ids["Osaka"]: 1}, f"B's game misses an answer: {ended}"
         assert stats["answered"] == 2 and stats["total"] == 3, stats
         assert await owner_pid(conn, gid) == b.process.pid
 
