@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import secrets
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 import jwt
 from argon2 import PasswordHasher
@@ -162,13 +164,20 @@ def issue_session(
     )
 
 
+BY_ADDRESS = "too many sign-in attempts from this address; try again later"
+BY_ACCOUNT = "too many failed sign-ins for this account; try again later"
+
+
+def _throttled(message: str, retry_after_s: int) -> TuizError:
+    return TuizError(ErrorCode.RATE_LIMITED, message, retry_after_s=retry_after_s)
+
+
 class LoginThrottle:
     """Sliding-window limits on sign-in attempts, per account and per client address.
 
     Per account only failures count (a user who signs in now and then is never locked out),
-    and a success clears them; per address every attempt counts. The limits live in this
-    process: behind several processes each holds its own window, which multiplies the
-    allowance by the process count but still bounds guessing.
+    and a success clears them; per address every attempt counts. These windows live in this
+    process; `LoginGate` keeps the same windows in Redis for every process when there is one.
     """
 
     def __init__(self, *, per_account: int, per_ip: int, window_s: float) -> None:
@@ -196,19 +205,11 @@ class LoginThrottle:
         if ip is not None:
             by_ip = self._recent(self._attempts, ip, now)
             if len(by_ip) >= self.per_ip:
-                raise TuizError(
-                    ErrorCode.RATE_LIMITED,
-                    "too many sign-in attempts from this address; try again later",
-                    retry_after_s=self._retry_after(by_ip, now),
-                )
+                raise _throttled(BY_ADDRESS, self._retry_after(by_ip, now))
             by_ip.append(now)
         failures = self._recent(self._failures, account, now)
         if len(failures) >= self.per_account:
-            raise TuizError(
-                ErrorCode.RATE_LIMITED,
-                "too many failed sign-ins for this account; try again later",
-                retry_after_s=self._retry_after(failures, now),
-            )
+            raise _throttled(BY_ACCOUNT, self._retry_after(failures, now))
 
     def failed(self, account: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -224,3 +225,53 @@ class LoginThrottle:
         for table in (self._failures, self._attempts):
             for key in [k for k, v in table.items() if not v or v[-1] <= now - self.window_s]:
                 del table[key]
+
+
+class SharedWindows(Protocol):
+    """Sliding windows every process shares (`cluster/limits.SharedBuckets`)."""
+
+    async def window(self, key: str, limit: int, window_s: float, add: str) -> float | None: ...
+
+    async def forget(self, key: str) -> None: ...
+
+
+class LoginGate:
+    """The sign-in limits of an app: `LoginThrottle`'s windows kept in `shared` (Redis: every
+    process counts in the same windows, so N processes do not give a guesser N allowances);
+    without it, or while it does not answer, this process's own `local` throttle."""
+
+    def __init__(self, local: LoginThrottle, shared: SharedWindows | None = None) -> None:
+        self.local = local
+        self.shared = shared
+
+    async def attempt(self, account: str, ip: str | None) -> None:
+        """Count an attempt; RATE_LIMITED when either window is full."""
+        local, shared = self.local, self.shared
+        if shared is None:
+            return local.attempt(account, ip)
+        if ip is not None:
+            wait = await shared.window(f"ip:{ip}", local.per_ip, local.window_s, "1")
+            if wait is None:
+                return local.attempt(account, ip)
+            if wait:
+                raise _throttled(BY_ADDRESS, math.ceil(wait))
+        wait = await shared.window(f"fail:{account}", local.per_account, local.window_s, "0")
+        if wait is None:
+            return local.attempt(account, None)
+        if wait:
+            raise _throttled(BY_ACCOUNT, math.ceil(wait))
+        return None
+
+    async def failed(self, account: str) -> None:
+        local, shared = self.local, self.shared
+        key = f"fail:{account}"
+        if (
+            shared is None
+            or await shared.window(key, local.per_account, local.window_s, "2") is None
+        ):
+            local.failed(account)
+
+    async def succeeded(self, account: str) -> None:
+        self.local.succeeded(account)
+        if self.shared is not None:
+            await self.shared.forget(f"fail:{account}")

@@ -1,8 +1,10 @@
-"""A PIN scanner spreading its lookups over several processes gets one budget, not one each.
+"""A PIN scanner (or a password guesser) spreading its requests over several processes gets
+one budget, not one each.
 
 Two real processes share one Redis (cluster/limits.py): the scanner's unknown-PIN lookups,
 alternated between them, run out after the configured burst in all, and then both refuse
-it. Redis killed: each process decides alone again (its own budget), with no error and no
+it; a password guesser's failed sign-ins, alternated the same way, lock the account on both
+after the configured number in all. Redis killed: each process decides alone again (its own budget), with no error and no
 wait per request; Redis back: one budget again.
 """
 
@@ -21,6 +23,7 @@ from tests.servers import ServerProcess, run_server
 from tests.sioclient import eventually
 
 BURST = 6  # unknown-PIN lookups an address may make (per minute, all at once)
+FAILURES = 3  # failed sign-ins an account may have in its window
 
 
 def _pair(stack: ExitStack, db_url: str, tmp_path: Path, redis: str) -> list[ServerProcess]:
@@ -29,6 +32,7 @@ def _pair(stack: ExitStack, db_url: str, tmp_path: Path, redis: str) -> list[Ser
         "TUIZ_TRUSTED_PROXIES": "127.0.0.1",
         "TUIZ_PIN_MISS_LIMIT_PER_MIN": str(BURST),
         "TUIZ_PIN_MISS_LIMIT_BURST": str(BURST),
+        "TUIZ_LOGIN_MAX_FAILURES": str(FAILURES),
         "TUIZ_LOAD_SAMPLE": "false",
         "TUIZ_LOG_LEVEL": "info",
     }
@@ -81,3 +85,31 @@ async def test_a_scanner_gets_one_budget_across_processes(
             return await _scan(servers, address, 4 * BURST) == {404: BURST, 429: 3 * BURST}
 
         assert await eventually(shared_again, timeout=20)
+
+
+async def test_a_password_guesser_gets_one_allowance_across_processes(
+    db_url: str, tmp_path: Path, redis_url: str
+) -> None:
+    with ExitStack() as stack:
+        servers = _pair(stack, db_url, tmp_path, redis_url)
+        email = f"guessed-{secrets.token_hex(4)}@example.com"
+        password = "correct horse battery staple 42"
+        async with httpx.AsyncClient(timeout=30) as http:
+            made = await http.post(
+                f"{servers[0].url}/auth/register", json={"email": email, "password": password}
+            )
+            assert made.status_code == 201, made.text
+            codes = []
+            for n in range(2 * FAILURES):
+                answer = await http.post(
+                    f"{servers[n % 2].url}/auth/login",
+                    json={"email": email, "password": f"guess number {n} of many"},
+                )
+                codes.append(answer.status_code)
+            assert codes == [401] * FAILURES + [429] * FAILURES, codes  # not 401 x 6
+            for server in servers:  # locked everywhere, even with the right password
+                right = await http.post(
+                    f"{server.url}/auth/login", json={"email": email, "password": password}
+                )
+                assert right.status_code == 429, right.text
+                assert right.json()["error"] == "RATE_LIMITED"

@@ -138,14 +138,17 @@ class DisplayNameOut(BaseModel):
     updatedAt: datetime
 
 
-def throttle(ctx: AppContext) -> accounts.LoginThrottle:
+def throttle(ctx: AppContext) -> accounts.LoginGate:
     found = ctx.extras.get("login_throttle")
     if found is None:
         s = ctx.settings
-        found = ctx.extras["login_throttle"] = accounts.LoginThrottle(
+        local = accounts.LoginThrottle(
             per_account=s.login_max_failures, per_ip=s.login_max_per_ip, window_s=s.login_window_s
         )
-    assert isinstance(found, accounts.LoginThrottle)
+        found = ctx.extras["login_throttle"] = accounts.LoginGate(
+            local, ctx.extras.get("shared_limits")
+        )
+    assert isinstance(found, accounts.LoginGate)
     return found
 
 
@@ -202,7 +205,7 @@ async def register(ctx: ContextDep, request: Request, body: RegisterBody) -> Aut
     409 when the e-mail or username is taken, 422 for a weak password; the display name
     defaults to the username, then to the e-mail's local part.
     """
-    throttle(ctx).attempt(f"register:{_ip(request, ctx)}", _ip(request, ctx))
+    await throttle(ctx).attempt(f"register:{_ip(request, ctx)}", _ip(request, ctx))
     accounts.check_password_strength(body.password, body.email)
     display = body.displayName or body.username or body.email.split("@")[0][:50]
     password_hash = await accounts.hash_password(body.password)
@@ -225,14 +228,14 @@ async def login(ctx: ContextDep, request: Request, body: LoginBody) -> AuthOut:
     from one address within TUIZ_LOGIN_WINDOW_S."""
     account = body.email.lower()
     gate = throttle(ctx)
-    gate.attempt(account, _ip(request, ctx))
+    await gate.attempt(account, _ip(request, ctx))
     async with ctx.require_pool().acquire() as conn:
         found = await repo.find_login(conn, account)
     stored = found["password_hash"] if found is not None else None
     if not await accounts.verify_password(stored, body.password) or found is None:
-        gate.failed(account)
+        await gate.failed(account)
         raise TuizError(ErrorCode.UNAUTHORIZED, "invalid email or password")
-    gate.succeeded(account)
+    await gate.succeeded(account)
     async with ctx.require_pool().acquire() as conn:
         if stored is not None and accounts.needs_rehash(stored):
             await repo.set_password_hash(

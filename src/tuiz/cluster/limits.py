@@ -1,10 +1,13 @@
-"""The abuse limits of every process in one budget per client address, kept in Redis.
+"""The abuse and sign-in limits of every process in one budget per client, kept in Redis.
 
 Per process (`tuiz.limits`), an address behind a round-robin balancer gets N budgets: a PIN
 scanner spreading its lookups over three processes looked up three times as many PINs. Here
 each limit and address is one Redis key holding a GCRA "theoretical arrival time" (the token
 bucket's state in one number), read and moved by a Lua script on Redis's own clock, so every
 process sees the same bucket and no two processes' clocks need agree.
+
+Sign-in limits are sliding windows (`accounts.LoginThrottle`): here a sorted set of attempt
+times per account or address, trimmed and counted by a script on Redis's clock.
 
 Redis away or slow: the process's own buckets decide (its own budget, as without Redis) and
 Redis is not asked again for a second, so no request waits on a dead link more than once.
@@ -13,6 +16,7 @@ Redis is not asked again for a second, so no request waits on a dead link more t
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from typing import Any
 
@@ -53,6 +57,27 @@ return 0
 """
 
 
+# KEYS[1]: the window. ARGV: window in ms, limit, add (1: record this attempt if allowed, 2:
+# record it whatever the count, 0: only look), a unique member. Returns 0 when under the
+# limit, else the milliseconds until the oldest attempt leaves the window.
+_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local wait = 0
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  wait = math.max(1, tonumber(oldest[2]) + window - now)
+end
+if ARGV[3] == '2' or (ARGV[3] == '1' and wait == 0) then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], window)
+end
+return wait
+"""
+
+
 class SharedBuckets:
     """`tuiz.limits.Shared` on Redis: one GCRA key per limit and address."""
 
@@ -64,27 +89,49 @@ class SharedBuckets:
             socket_timeout=ANSWER_TIMEOUT_S,
         )
         self._script: Any = self.redis.register_script(_GCRA)
+        self._window: Any = self.redis.register_script(_WINDOW)
         self._quiet_until = 0.0
         self.fallbacks = 0  # decisions taken by a process alone because Redis did not answer
+
+    async def _run(self, script: Any, key: str, args: list[Any]) -> Any:
+        """The script's result, or None when Redis cannot answer now (the caller decides
+        alone, and Redis is left alone for RETRY_AFTER_S)."""
+        if time.monotonic() < self._quiet_until:
+            self.fallbacks += 1
+            return None
+        try:
+            return await script(keys=[key], args=args)
+        except Exception as exc:  # down, refused, timed out
+            self._quiet_until = time.monotonic() + RETRY_AFTER_S
+            self.fallbacks += 1
+            log_outage(log, "shared_limits_unavailable", exc)
+            return None
 
     async def decide(
         self, name: str, key: str, per_second: float, burst: float, mode: str
     ) -> bool | None:
         """Redis's verdict, or None when it cannot answer now (the caller decides alone)."""
-        if time.monotonic() < self._quiet_until:
-            self.fallbacks += 1
-            return None
         interval_ms = max(1, math.ceil(1000 / per_second))
-        try:
-            verdict = await self._script(
-                keys=[f"tuiz:limit:{name}:{key}"], args=[interval_ms, burst, mode]
-            )
-        except Exception as exc:  # down, refused, timed out: this process's buckets decide
-            self._quiet_until = time.monotonic() + RETRY_AFTER_S
-            self.fallbacks += 1
-            log_outage(log, "shared_limits_unavailable", exc)
-            return None
-        return bool(verdict)
+        verdict = await self._run(
+            self._script, f"tuiz:limit:{name}:{key}", [interval_ms, burst, mode]
+        )
+        return None if verdict is None else bool(verdict)
+
+    async def window(self, key: str, limit: int, window_s: float, add: str) -> float | None:
+        """A sliding window of attempts (`add`: "1" record if under the limit, "2" record,
+        "0" look): seconds until there is room (0: there is), None when Redis cannot say."""
+        args = [math.ceil(window_s * 1000), limit, add, secrets.token_hex(8)]
+        wait = await self._run(self._window, f"tuiz:window:{key}", args)
+        return None if wait is None else int(wait) / 1000
+
+    async def forget(self, key: str) -> None:
+        """Empty a window (a success clears an account's failures); Redis away: nothing."""
+        if time.monotonic() >= self._quiet_until:
+            try:
+                await self.redis.delete(f"tuiz:window:{key}")
+            except Exception as exc:
+                self._quiet_until = time.monotonic() + RETRY_AFTER_S
+                log_outage(log, "shared_limits_unavailable", exc)
 
     async def close(self) -> None:
         await self.redis.aclose()
