@@ -4,8 +4,8 @@ one budget, not one each.
 Two real processes share one Redis (cluster/limits.py): the scanner's unknown-PIN lookups,
 alternated between them, run out after the configured burst in all, and then both refuse
 it; a password guesser's failed sign-ins, alternated the same way, lock the account on both
-after the configured number in all. Redis killed: each process decides alone again (its own budget), with no error and no
-wait per request; Redis back: one budget again.
+after the configured number in all. Redis killed: each process decides alone again (its own
+budget), with no error and no wait per request; Redis back: one budget again.
 """
 
 from __future__ import annotations
