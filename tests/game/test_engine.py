@@ -38,6 +38,7 @@ from tuiz.game.model import (
     SetConnected,
     Skip,
     Start,
+    StepRef,
     SubmitAnswer,
     Tick,
     event_from_dict,
@@ -384,6 +385,29 @@ def test_skip_from_question_or_answering_reveals() -> None:
     g = new_game()
     opened = answering(g)
     assert phases(g.handle(Skip(HOST), opened + 1)) == [Phase.ANSWER_REVEAL]
+
+
+def test_host_steps_naming_their_step_change_the_game_once() -> None:
+    """Sent again (its reply lost with an owner that died), a step that names the step it
+    advances from changes nothing once the game has left that step."""
+    g = new_game()
+    lobby = StepRef(Phase.WAITING, -1)
+    assert phases(g.handle(Start(HOST, from_step=lobby), T0)) == [Phase.QUESTION]
+    assert g.handle(Start(HOST, from_step=lobby), T0 + 1) == []
+    shown = StepRef(Phase.QUESTION, 0)
+    assert phases(g.handle(Skip(HOST, from_step=shown), T0 + 2)) == [Phase.ANSWER_REVEAL]
+    assert g.handle(Skip(HOST, from_step=shown), T0 + 3) == []
+    revealed = StepRef(Phase.ANSWER_REVEAL, 0)
+    assert phases(g.handle(Next(HOST, from_step=revealed), T0 + 4)) == [Phase.LEADERBOARD]
+    assert g.handle(Next(HOST, from_step=revealed), T0 + 5) == []
+    assert g.phase is Phase.LEADERBOARD and g.question_index == 0
+    # A step the game has not reached is refused; without a step, Next advances as before.
+    refused(g, Next(HOST, from_step=StepRef(Phase.LEADERBOARD, 1)), T0 + 6, ErrorCode.WRONG_PHASE)
+    assert phases(g.handle(Next(HOST), T0 + 7)) == [Phase.QUESTION]
+    # A timer that left the step first: the host's late step changes nothing either.
+    g.handle(Tick(None), g.phase_ends_at or 0)
+    assert g.handle(Next(HOST, from_step=StepRef(Phase.QUESTION, 1)), T0 + 20_000) == []
+    assert g.phase is Phase.ANSWERING and g.question_index == 1
 
 
 # -- phases ----------------------------------------------------------------------------------

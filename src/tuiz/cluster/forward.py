@@ -60,9 +60,14 @@ RETRY_SAFE_EVENTS = frozenset(
         "game:state",
         "game:leaderboard:request",
         "room:join",
+        "game:lock",  # names the state it sets
+        "game:room-locked",
+        "game:kick",  # a seat already kicked stays as it is
     }
 )
 """Events that change nothing when applied twice: asked again after the owner died."""
+STEP_EVENTS = frozenset({"game:flow:start", "game:flow:next", "game:flow:skip"})
+"""Host steps that, naming the step they advance from, change nothing once it is left."""
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"})
 MAX_FORWARDED_BODY = 1 << 20
 PIN_TTL = 2.0  # seconds a PIN's game is remembered (PINs are reused only after a game ends)
@@ -71,6 +76,12 @@ PIN_TTL = 2.0  # seconds a PIN's game is remembered (PINs are reused only after 
 def _keyed_join(event: str, data: Any) -> bool:
     """A `game:join` with a join key: asked again, it gets the seat the first one took."""
     return event == "game:join" and isinstance(data, dict) and isinstance(data.get("joinKey"), str)
+
+
+def _from_step(event: str, data: Any) -> bool:
+    """A host step naming the step it advances from (`from`): applied twice, it advances
+    once (the owner's handler validates `from`; a bad one changes nothing anywhere)."""
+    return event in STEP_EVENTS and isinstance(data, dict) and isinstance(data.get("from"), dict)
 
 
 def _keyed_rest_join(body: bytes) -> bool:
@@ -249,7 +260,7 @@ class GameRouter:
             if game_id is None:
                 return await handler(client, data)
             body = {"event": event, "data": data, "client": client_context(client)}
-            safe = event in RETRY_SAFE_EVENTS or _keyed_join(event, data)
+            safe = event in RETRY_SAFE_EVENTS or _keyed_join(event, data) or _from_step(event, data)
             remote, reply = await self._ask(game_id, "socket", body, retry_safe=safe)
             if not remote:
                 return await handler(client, data)

@@ -60,6 +60,7 @@ from tuiz.game.model import (
     Skip,
     Standing,
     Start,
+    StepRef,
     SubmitAnswer,
     Tick,
     refuse,
@@ -85,6 +86,19 @@ STEP_RANK = {
     Phase.ANSWER_REVEAL: 2,
     Phase.LEADERBOARD: 3,
     Phase.EXPLANATION: 4,
+}
+PHASE_ORDER = {
+    # Where a phase comes within the game, for a step a host names (`StepRef`); the
+    # explanation and the leaderboard come in either order, so they share a place.
+    Phase.WAITING: 0,
+    Phase.COUNTDOWN: 1,
+    Phase.QUESTION: 2,
+    Phase.ANSWERING: 3,
+    Phase.ANSWER_REVEAL: 4,
+    Phase.EXPLANATION: 5,
+    Phase.LEADERBOARD: 5,
+    Phase.PODIUM: 6,
+    Phase.ENDED: 6,
 }
 
 
@@ -486,6 +500,8 @@ class Game:
             return events + self._decide_connected(command, now)
         if command.actor != self.host_id:
             raise refuse(ErrorCode.FORBIDDEN, "only the host can do this")
+        if isinstance(command, (Start, Next, Skip)) and _left(clock, command.from_step):
+            return events  # the step it names was taken already: a repeat changes nothing
         if isinstance(command, Start):
             return events + self._decide_start(clock, now)
         if isinstance(command, Next):
@@ -906,6 +922,17 @@ class Game:
             and not player.kicked
         ):
             self._waiting.add(player.id)
+
+
+def _left(clock: Clock, step: StepRef | None) -> bool:
+    """True when a host command names the step it advances from and the game has left that
+    step (a repeat of a command already applied); refused when the game has not reached it."""
+    if step is None or (clock.phase, clock.question_index) == (step.phase, step.question_index):
+        return False
+    here = (clock.question_index, PHASE_ORDER[clock.phase])
+    if (step.question_index, PHASE_ORDER[step.phase]) > here:
+        raise refuse(ErrorCode.WRONG_PHASE, "the game has not reached that step yet")
+    return True
 
 
 def _validated(question: Question, command: SubmitAnswer) -> tuple[tuple[str, ...], str | None]:

@@ -125,18 +125,37 @@ class SetConnected(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class StepRef:
+    """A step of the game as the host saw it: a phase of one question (-1 in the lobby)."""
+
+    phase: Phase
+    question_index: int
+
+
+@dataclass(frozen=True, slots=True)
 class Start(Command):
-    pass
+    """Leave the lobby. With `from_step` (the lobby), a start the game has already taken
+    changes nothing instead of being refused: safe to send again."""
+
+    from_step: StepRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Next(Command):
-    """Advance to the next phase now (host), e.g. from the leaderboard to the next question."""
+    """Advance to the next phase now (host), e.g. from the leaderboard to the next question.
+
+    With `from_step`, only from that step: when the game is no longer there (this very
+    command was applied already, or a timer moved on), it changes nothing. Such a step can be
+    sent again after its reply was lost (an owner's death) without advancing twice."""
+
+    from_step: StepRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Skip(Command):
-    """End the current question's answering now and reveal."""
+    """End the current question's answering now and reveal (`from_step`: as for `Next`)."""
+
+    from_step: StepRef | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from tuiz.game.model import (
     Resume,
     Skip,
     Start,
+    StepRef,
 )
 from tuiz.limits import AbuseLimits
 from tuiz.live.commands import answer_command
@@ -104,6 +105,23 @@ class AnswerSubmit(GameRef):
     text: str | None = Field(default=None, max_length=200)
 
 
+class FromStep(Payload):
+    """`from: {phase, questionIndex}` on a host step: the step the host saw when it asked."""
+
+    phase: Phase
+    question_index: int = Field(default=-1, alias="questionIndex", ge=-1, le=10_000)
+
+
+def from_step(d: dict[str, Any]) -> StepRef | None:
+    """The step a `game:flow:start/next/skip` advances from, when the host names it: then the
+    command changes nothing once the game has left that step, so it is safe to send again."""
+    raw = d.get("from")
+    if raw is None:
+        return None
+    step = parse(FromStep, raw)
+    return StepRef(step.phase, step.question_index)
+
+
 RELAYED_STEPS = {
     "countdown": Phase.COUNTDOWN,
     "question": Phase.ANSWERING,
@@ -143,11 +161,11 @@ def _locked(d: dict[str, Any]) -> bool:
 
 
 HOST_COMMANDS: dict[str, Callable[[str, dict[str, Any]], Command]] = {
-    "game:flow:start": lambda host, _d: Start(actor=host),
+    "game:flow:start": lambda host, d: Start(actor=host, from_step=from_step(d)),
     "game:started": lambda host, _d: Start(actor=host),
-    "game:flow:next": lambda host, _d: Next(actor=host),
+    "game:flow:next": lambda host, d: Next(actor=host, from_step=from_step(d)),
     "game:phase:change": lambda host, _d: Next(actor=host),
-    "game:flow:skip": lambda host, _d: Skip(actor=host),
+    "game:flow:skip": lambda host, d: Skip(actor=host, from_step=from_step(d)),
     "game:flow:end": lambda host, _d: End(actor=host),
     "game:end": lambda host, _d: End(actor=host),
     "game:flow:pause": lambda host, _d: Pause(actor=host),
