@@ -19,6 +19,7 @@ may join in any phase but answer only questions that open after they joined.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hmac
 import unicodedata
@@ -100,6 +101,22 @@ PHASE_ORDER = {
     Phase.PODIUM: 6,
     Phase.ENDED: 6,
 }
+
+
+class _Memo:
+    """The leaderboard order as of one standings version: derived from the game's state, so
+    it takes no part in comparing two games (a live one and its replay are equal whether or
+    not either has sorted yet)."""
+
+    def __init__(self) -> None:
+        self.version = -1
+        self.shown: list[tuple[PlayerState, Standing]] = []
+        self.negated: list[int] = []
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Memo)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def clean_name(name: str) -> str:
@@ -184,6 +201,12 @@ class Game:
         self._seated_count = 0
         self._connected_count = 0  # seated and connected
         self._scored = False  # some answer earned points: until then every rank is 1
+        # Shown standings change only at a reveal, a join or a kick (an answer's points stay
+        # hidden until its reveal): seats in leaderboard order, and their scores, are sorted
+        # once per change, not once per snapshot (every rejoin after a failover asks for one).
+        self._standings_version = 0
+        self._order = _Memo()
+        self._answered: dict[str, int] = {}  # question id -> seated players who answered it
         # The question being answered: who may answer, who is still awaited, the tally.
         self._eligible: set[str] = set()
         self._waiting: set[str] = set()
@@ -317,11 +340,21 @@ class Game:
             player.streak_before,
         )
 
+    def _standings(self) -> tuple[list[tuple[PlayerState, Standing]], list[int]]:
+        """Seated players with their shown standing in leaderboard order, and their negated
+        scores ascending (for `rank_of`); sorted again only after the standings changed."""
+        memo = self._order
+        if memo.version != self._standings_version:
+            shown = [(p, self.standing(p)) for p in self.seated()]
+            shown.sort(key=lambda ps: (-ps[1].score, ps[0].name.casefold(), ps[0].id))
+            memo.version, memo.shown = self._standings_version, shown
+            memo.negated = [-s.score for _, s in shown]
+        return memo.shown, memo.negated
+
     def leaderboard(self, top: int | None = None) -> list[dict[str, Any]]:
         """Competition ranking (1, 2, 2, 4) on revealed scores; equal scores share a rank,
         listed by name then id."""
-        shown = [(p, self.standing(p)) for p in self.seated()]
-        shown.sort(key=lambda ps: (-ps[1].score, ps[0].name.casefold(), ps[0].id))
+        shown, _ = self._standings()
         rows: list[dict[str, Any]] = []
         rank = 0
         previous: int | None = None
@@ -346,14 +379,14 @@ class Game:
         return {row["player_id"]: row["rank"] for row in self.leaderboard()}
 
     def rank_of(self, player_id: str) -> int | None:
-        """One player's rank in O(n) without sorting; None for unknown or kicked players."""
+        """One player's rank (1 + how many scored more); None for unknown or kicked players."""
         player = self.players.get(player_id)
         if player is None or player.kicked:
             return None
         if not self._scored:  # every score is 0
             return 1
-        score = self.standing(player).score
-        return 1 + sum(1 for p in self.seated() if self.standing(p).score > score)
+        _, negated = self._standings()
+        return 1 + bisect.bisect_left(negated, -self.standing(player).score)
 
     def answer_counts(self) -> dict[str, int]:
         """The current question's tally: choice id -> count (type_answer: normalised text)."""
@@ -363,7 +396,7 @@ class Game:
         question = self.current_question
         if question is None:
             return 0
-        return sum(1 for p in self.seated() if question.id in p.answers)
+        return self._answered.get(question.id, 0)
 
     def revealed(self) -> bool:
         """Whether the current question's answer may be shown (answering is over)."""
@@ -812,6 +845,8 @@ class Game:
     def apply(self, event: Event) -> None:
         """Evolve by one event; the only place state changes, and it never reads a clock."""
         self.clock = self.clock.evolve(event)
+        if not isinstance(event, (AnswerAccepted, PlayerConnection)):
+            self._standings_version += 1  # a reveal, a join, a kick... may reorder
         if isinstance(event, PhaseChanged):
             self._apply_phase(event)
         elif isinstance(event, AnswerAccepted):
@@ -832,6 +867,8 @@ class Game:
             if not player.kicked:
                 self._seated_count -= 1
                 self._connected_count -= player.connected
+                for question_id in player.answers:
+                    self._answered[question_id] -= 1
             player.kicked = True
             player.connected = False
             if self._names.get(name_key(player.name)) == player.id:
@@ -889,7 +926,11 @@ class Game:
 
     def _apply_answer(self, event: AnswerAccepted) -> None:
         player = self.players[event.player_id]
+        if event.question_id not in player.answers and not player.kicked:
+            self._answered[event.question_id] = self._answered.get(event.question_id, 0) + 1
         player.answers[event.question_id] = event
+        if self.unrevealed(player) is not event:
+            self._standings_version += 1  # points shown at once (never so today): reorder
         player.streak_before = player.streak
         player.score += event.points
         self._scored = self._scored or event.points > 0

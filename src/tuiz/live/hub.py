@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -273,6 +274,7 @@ class GameHub:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id}")
         await self.leases.claim(gid)
         self.events.resume(gid)  # the old runner is gone: its game's events are welcome again
+        began = time.monotonic()
         try:
             game, last_seq = await replay(self.events, gid)
         except NotAnEngineGame:
@@ -282,6 +284,12 @@ class GameHub:
                 self._not_engine.clear()
             self._not_engine.add(game_id)
             raise
+        log.info(
+            "game_loaded",
+            game_id=game_id,
+            events=last_seq,
+            replay_ms=round((time.monotonic() - began) * 1000, 1),
+        )
         runner = GameRunner(self, record, game, last_seq)
         seats = self._reloading.pop(game_id, None)
         if seats is not None:  # after a break: same sockets, and the tables catch up
