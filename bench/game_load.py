@@ -463,6 +463,19 @@ def failover_summary(reports: list[dict[str, Any]], killed_at: float) -> dict[st
     firsts = [r["counters"]["firstAckAfterKill"] for r in reports]
     firsts = [f for f in firsts if f is not None]
     rejoins = [v for r in reports for v in r["counters"]["rejoinLatUs"]]
+
+    def step(name: str) -> dict[str, Any]:
+        values = [v for r in reports for v in r["counters"].get(name, [])]
+        return {
+            "p50": percentile(values, 50),
+            "p99": percentile(values, 99),
+            "max": max(values) if values else None,
+        }
+
+    errors: dict[str, int] = {}
+    for r in reports:
+        for kind, n in r["counters"].get("rejoinErrors", {}).items():
+            errors[kind] = errors.get(kind, 0) + n
     return {
         "resume_ms": round(min(firsts) - killed_at, 1) if firsts else None,
         "disconnects": sum(r["counters"]["disconnects"] for r in reports),
@@ -472,6 +485,14 @@ def failover_summary(reports: list[dict[str, Any]], killed_at: float) -> dict[st
         "rejoin_p99_ms": ms(percentile(rejoins, 99)),
         "rejoin_max_ms": ms(max(rejoins)) if rejoins else None,
         "answer_retries": sum(r["counters"]["answerRetries"] for r in reports),
+        # the successful attempt of each rejoin, step by step (ms; attempts: count; bytes)
+        "rejoin_attempts": step("rejoinAttempts"),
+        "rejoin_connect_ms": {k: ms(v) for k, v in step("rejoinConnectUs").items()},
+        "rejoin_register_ms": {k: ms(v) for k, v in step("rejoinRegisterUs").items()},
+        "rejoin_ack_ms": {k: ms(v) for k, v in step("rejoinAckUs").items()},
+        "rejoin_ack_bytes": step("rejoinAckBytes"),
+        "rejoin_errors": errors,
+        "game_end_received": sum(r["counters"]["gameEnd"] for r in reports),
     }
 
 
@@ -895,6 +916,7 @@ def summarize(reports: list[dict[str, Any]], joined: int, questions: int) -> dic
     for index in range(questions):
         rows = [q for r in reports for q in r["questions"] if q["index"] == index]
         received = sum(q["received"] for q in rows)
+        via_rejoin = sum(q.get("viaRejoin", 0) for q in rows)
         recv = [v for q in rows for v in q["recvLatUs"]]
         acks = [v for q in rows for v in q["ackLatUs"]]
         every_recv += recv
@@ -911,7 +933,10 @@ def summarize(reports: list[dict[str, Any]], joined: int, questions: int) -> dic
                 "index": index,
                 "received": received,
                 "last_player_ms": ms(max(recv)) if recv else None,
-                "complete": received == joined,
+                # a rejoin's snapshot showing the question open counts: its start was sent
+                # while the player's socket was away (cluster-kill)
+                "complete": received + via_rejoin == joined,
+                "via_rejoin": via_rejoin,
                 "first_player_ms": ms(min(recv)) if recv else None,
                 "delivery_p50_ms": ms(percentile(recv, 50)),
                 "sent": q_sent,

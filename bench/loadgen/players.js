@@ -28,8 +28,13 @@
 // device id and sends `game:rejoin` with its resume token until the game answers (UNAVAILABLE
 // while another process takes the game over); an answer refused with UNAVAILABLE, or left
 // without an acknowledgement by the dropped socket, is sent again with the same answer id (the
-// server keeps one answer per id); retries back off (rejoinRetryMs doubling to 4 s, jittered).
-// Measured: disconnects, rejoins and their latency, retries.
+// server keeps one answer per id); answer retries back off (rejoinRetryMs doubling to 4 s,
+// jittered). Reconnections wait as socket.io-client's own reconnection does, the first one
+// included (reconnectionDelay 1 s doubling to 5 s, randomizationFactor 0.5): a phone whose
+// socket drops does not reconnect within the same millisecond as every other phone.
+// Measured: disconnects, rejoins and their latency, each step of a rejoin (connect, register,
+// game:rejoin acknowledgement and its size), retries; a question a rejoin's snapshot shows
+// open is answered (counted `viaRejoin`: its start was sent while the socket was away).
 //
 // Clock: receive, emit and ack times are `performance.timeOrigin + performance.now()` in ms
 // since the Unix epoch (the real-time clock read once at process start with sub-ms precision,
@@ -97,6 +102,12 @@ const counters = {
   rejoined: 0,
   rejoinFailed: 0,
   rejoinLatUs: [], // disconnect -> rejoin acknowledged, microseconds
+  rejoinAttempts: [], // attempts of each successful rejoin
+  rejoinConnectUs: [], // the successful attempt: open -> connected (handshake, upgrade)
+  rejoinRegisterUs: [], // connected -> ws:connected (the connection row)
+  rejoinAckUs: [], // game:rejoin -> its acknowledgement (forward, seat, snapshot)
+  rejoinAckBytes: [], // the acknowledgement's JSON size
+  rejoinErrors: {}, // failed attempts by cause
   lastRejoinError: null,
   answerRetries: 0,
   firstAckAfterKill: null, // first ok ack sent after `markKill` (ms since the epoch)
@@ -122,6 +133,7 @@ function questionStore(index) {
       errors: {},
       ackLatUs: [], // emit -> ack, ok acks only, microseconds
       acked: [], // [playerId, answerId] of every ok ack
+      viaRejoin: 0, // players who learnt of the question from a rejoin's snapshot
     };
     questions.set(index, q);
   }
@@ -261,7 +273,7 @@ function openSocket(player) {
     if (socket !== player.socket) return; // a socket given up during a rejoin
     player.seated = false;
     if (config.rejoin && player.playerId && reason !== "io client disconnect" && !exiting) {
-      rejoin(player, now());
+      if (!player.rejoining) rejoin(player, now()); // else that rejoin's next attempt
     }
   });
   return socket;
@@ -277,32 +289,74 @@ async function register(player) {
   await waitFor(socket, "ws:connected", config.timeoutMs);
 }
 
+function reconnectDelay(attempt) {
+  // socket.io-client's Backoff with its defaults: 1 s doubling to 5 s, +-50 % jitter
+  const ms = Math.min(1000 * 2 ** attempt, 5000);
+  const deviation = Math.floor(Math.random() * 0.5 * ms);
+  return Math.min((Math.floor(Math.random() * 10) & 1) === 0 ? ms - deviation : ms + deviation, 5000);
+}
+
+function rejoinError(kind) {
+  counters.rejoinErrors[kind] = (counters.rejoinErrors[kind] || 0) + 1;
+  counters.lastRejoinError = kind;
+}
+
 async function rejoin(player, since) {
+  player.rejoining = true;
+  try {
+    await rejoinUntil(player, since);
+  } finally {
+    player.rejoining = false;
+  }
+}
+
+async function rejoinUntil(player, since) {
   const deadline = since + config.rejoinWithinMs;
-  while (now() < deadline && !exiting) {
+  let attempt = 0;
+  while (!exiting) {
+    await new Promise((resolve) => later(reconnectDelay(attempt), resolve));
+    attempt += 1;
+    if (now() >= deadline || exiting) break;
+    let step = "connect";
     try {
+      const opened = now();
       openSocket(player);
-      await register(player);
-      const ack = await player.socket.timeout(config.timeoutMs).emitWithAck("game:rejoin", {
+      const socket = player.socket;
+      await new Promise((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("connect_error", reject);
+      });
+      const connected = now();
+      step = "register";
+      socket.emit("ws:connect", { deviceId: player.deviceId });
+      await waitFor(socket, "ws:connected", config.timeoutMs);
+      const registered = now();
+      step = "rejoin";
+      const ack = await socket.timeout(config.timeoutMs).emitWithAck("game:rejoin", {
         gameId: player.gameId,
         playerId: player.playerId,
         resumeToken: player.resumeToken,
       });
       if (ack && ack.ok) {
+        const done = now();
         player.seated = true;
         player.retries = 0;
         counters.rejoined++;
-        counters.rejoinLatUs.push(Math.round((now() - since) * 1000));
+        counters.rejoinLatUs.push(Math.round((done - since) * 1000));
+        counters.rejoinAttempts.push(attempt);
+        counters.rejoinConnectUs.push(Math.round((connected - opened) * 1000));
+        counters.rejoinRegisterUs.push(Math.round((registered - connected) * 1000));
+        counters.rejoinAckUs.push(Math.round((done - registered) * 1000));
+        counters.rejoinAckBytes.push(JSON.stringify(ack).length);
         resumeAnswer(player, ack.snapshot);
         return;
       }
-      counters.lastRejoinError = ack && ack.error;
+      rejoinError(`rejoin:${(ack && ack.error) || "UNKNOWN"}`);
     } catch (err) {
-      counters.lastRejoinError = String(err && err.message);
+      rejoinError(`${step}:${String((err && err.message) || err).slice(0, 60)}`);
     }
     player.socket.removeAllListeners("disconnect");
     player.socket.close();
-    await new Promise((resolve) => later(backoff(player), resolve));
   }
   counters.rejoinFailed++;
 }
@@ -317,9 +371,18 @@ function backoff(player) {
 
 function resumeAnswer(player, snapshot) {
   // The question this player was answering when its socket dropped: the snapshot says whether
-  // the answer counted (then it is acknowledged by the snapshot) or must be sent again.
+  // the answer counted (then it is acknowledged by the snapshot) or must be sent again. A
+  // question opened while the socket was away is answered now, as a phone showing it would.
   if (!snapshot || snapshot.phase !== "answering" || !snapshot.question) return;
   const index = snapshot.question.index;
+  if (!player.answered.has(index)) {
+    player.answered.add(index);
+    const q = questionStore(index);
+    q.questionId = snapshot.question.id;
+    q.viaRejoin += 1;
+    later(player.random() * config.thinkMs, () => answer(player, { question: snapshot.question }, q));
+    return;
+  }
   if (!player.answered.has(index) || player.settled.has(index)) return;
   const q = questionStore(index);
   const mine = snapshot.me && snapshot.me.answer;
@@ -348,6 +411,7 @@ async function connectOne(i) {
     settled: new Set(), // question indexes whose answer is acknowledged or finally refused
     missed: new Set(), // question indexes whose answer was due while the socket was away
     seated: false, // joined (or rejoined) on the current socket
+    rejoining: false, // a rejoin loop runs
     retries: 0, // consecutive retries (backoff)
     choice: new Map(),
     score: null,
