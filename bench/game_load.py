@@ -473,9 +473,12 @@ def failover_summary(reports: list[dict[str, Any]], killed_at: float) -> dict[st
         }
 
     errors: dict[str, int] = {}
+    reasons: dict[str, int] = {}
     for r in reports:
         for kind, n in r["counters"].get("rejoinErrors", {}).items():
             errors[kind] = errors.get(kind, 0) + n
+        for reason, n in r["counters"].get("disconnectReasons", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + n
     return {
         "resume_ms": round(min(firsts) - killed_at, 1) if firsts else None,
         "disconnects": sum(r["counters"]["disconnects"] for r in reports),
@@ -493,6 +496,7 @@ def failover_summary(reports: list[dict[str, Any]], killed_at: float) -> dict[st
         "rejoin_ack_bytes": step("rejoinAckBytes"),
         "rejoin_errors": errors,
         "game_end_received": sum(r["counters"]["gameEnd"] for r in reports),
+        "disconnect_reasons": reasons,
     }
 
 
