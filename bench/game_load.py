@@ -853,7 +853,13 @@ async def play(
         killing: asyncio.Task[None] | None = None
         for index in range(opts.questions):
             sent = time.monotonic()
-            ack = await host.command("game:flow:start" if index == 0 else "game:flow:next")
+            # Each step names the one it advances from, so the host's retry after an owner's
+            # death (and the server's own) cannot advance twice (docs/game-protocol.md).
+            if index == 0:
+                ack = await host.command("game:flow:start", **{"from": {"phase": "waiting"}})
+            else:
+                seen = {"phase": "leaderboard", "questionIndex": index - 1}
+                ack = await host.command("game:flow:next", **{"from": seen})
             host_acks.append((time.monotonic() - sent) * 1000)
             if not ack.get("ok"):
                 raise RuntimeError(f"question {index + 1}: host command refused: {ack}")
@@ -868,7 +874,9 @@ async def play(
                 await killing
             print(f"   {stamp()}   question {index + 1} closed", flush=True)
             await asyncio.sleep(opts.pause)  # the reveal screen
-            ack = await host.command("game:flow:next")  # -> leaderboard, or podium at the end
+            revealed = {"phase": "answer_reveal", "questionIndex": index}
+            ack = await host.command("game:flow:next", **{"from": revealed})  # -> leaderboard,
+            # or the podium at the end
             if not ack.get("ok"):
                 raise RuntimeError(f"after question {index + 1}: next refused: {ack}")
             if index + 1 < opts.questions:
