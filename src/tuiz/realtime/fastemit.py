@@ -30,6 +30,39 @@ class _Encoded(eio_packet.Packet):  # type: ignore[misc]
 
 
 class FastEmitManager(AsyncManager):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (namespace, sid) -> the rooms it is in. python-socketio finds a leaving socket's
+        # rooms by testing every room of the namespace (one per socket), so each disconnect
+        # cost a pass over every socket: a reconnect storm after a failover was quadratic.
+        self._rooms_of: dict[tuple[str, str], set[Any]] = {}
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self._rooms_of.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._rooms_of[(namespace, sid)]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """`BaseManager.basic_disconnect`, leaving the socket's own rooms only."""
+        if namespace not in self.rooms:
+            return
+        for room in list(self._rooms_of.pop((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting is not None and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
+
     async def emit(
         self,
         event: str,
