@@ -65,12 +65,36 @@ class Seats:
 
     player_sids: dict[str, set[str]] = field(default_factory=dict)
     host_sids: set[str] = field(default_factory=set)
+    # sid -> its player: a socket leaving is found without a pass over every seat (all of a
+    # 10,000-player game's sockets closing at its end, or after a failover, was quadratic).
+    player_by_sid: dict[str, str] = field(default_factory=dict)
 
     def player_of(self, sid: str) -> str | None:
-        for player_id, sids in self.player_sids.items():
-            if sid in sids:
-                return player_id
-        return None
+        return self.player_by_sid.get(sid)
+
+    def seat(self, sid: str, player_id: str) -> set[str]:
+        """Seat the socket (a socket speaks for one seat of a game); the player's sockets."""
+        previous = self.player_by_sid.get(sid)
+        if previous is not None and previous != player_id:
+            self.player_sids[previous].discard(sid)
+        sids = self.player_sids.setdefault(player_id, set())
+        sids.add(sid)
+        self.player_by_sid[sid] = player_id
+        return sids
+
+    def unseat(self, sid: str) -> str | None:
+        """The socket's player, whose socket it no longer is."""
+        player_id = self.player_by_sid.pop(sid, None)
+        if player_id is not None:
+            self.player_sids[player_id].discard(sid)
+        return player_id
+
+    def remove_player(self, player_id: str) -> set[str]:
+        """The kicked player's sockets, seated no more."""
+        sids = self.player_sids.pop(player_id, set())
+        for sid in sids:
+            self.player_by_sid.pop(sid, None)
+        return sids
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +274,7 @@ class GameRunner:
             elif player_id is not None:
                 await publisher.to_sockets(self.seats.player_sids.get(player_id, ()), name, body)
         if isinstance(event, PlayerKicked):
-            for sid in self.seats.player_sids.pop(event.player_id, set()):
+            for sid in self.seats.remove_player(event.player_id):
                 await publisher.leave(sid, self.room)
         elif isinstance(event, AnswerAccepted):
             self._stats_soon()
@@ -448,9 +472,8 @@ class GameRunner:
                 self._host_grace.cancel()
                 self._host_grace = None
             return
-        sids = self.seats.player_sids.setdefault(player_id, set())
-        first = not sids
-        sids.add(sid)
+        first = not self.seats.player_sids.get(player_id)
+        self.seats.seat(sid, player_id)
         player = self.game.players.get(player_id)
         if first and player is not None and not player.connected:
             await self.execute(SetConnected(actor=None, player_id=player_id, connected=True))
@@ -461,11 +484,10 @@ class GameRunner:
             if not self.seats.host_sids:
                 self._start_host_grace()
             return
-        player_id = self.seats.player_of(sid)
+        player_id = self.seats.unseat(sid)
         if player_id is None:
             return
         sids = self.seats.player_sids[player_id]
-        sids.discard(sid)
         player = self.game.players.get(player_id)
         if not sids and player is not None and player.connected and not player.kicked:
             with contextlib.suppress(TuizError):
