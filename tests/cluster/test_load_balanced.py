@@ -177,6 +177,12 @@ async def test_game_across_processes_to_the_podium(
     for server in cluster.servers:
         assert await leaderboard(server.url, game["id"]) == REFERENCE
     await gapless(db_url, game["id"])
+    # Room, player and host messages reach each socket in the owner's order (one stream).
+    for socket in (host, a, b):
+        seqs = [d["seq"] for _, d in socket.log if isinstance(d, dict) and "seq" in d]
+        assert seqs == sorted(seqs) and len(seqs) > 10, seqs
+    results = [e for e, _ in a.log if e in ("game:question:ended", "game:player:result")]
+    assert results[:2] == ["game:question:ended", "game:player:result"], results
     assert a.pending("game:error") == b.pending("game:error") == 0
     assert host.pending("game:error") == 1  # the refusal above, sent to its own socket
 

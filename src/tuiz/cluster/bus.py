@@ -7,6 +7,12 @@ bounded: a publish that no process receives (the owner is gone) or a reply that 
 within `timeout` is UNAVAILABLE, as is every request while Redis is away. Redis carries these
 messages only; the answer is sent once the owner has made the command durable, so a lost reply
 never loses an acknowledged command, and a retried one is decided again by the owner.
+
+Every message queued in one turn of the event loop for one channel travels as one PUBLISH
+(`sender` + newline + a JSON array of messages), in the order queued: at 10,000 players a
+question is thousands of forwarded answers, replies and per-player events a second, and one
+Redis message each cost every process a pub/sub parse, a decode and a task. A process skips
+its own deliveries (`DELIVER`) without decoding them.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from tuiz.logs import get_logger
 log = get_logger(__name__)
 
 BROADCAST = "tuiz:cluster"
+DELIVER = "tuiz:cluster:deliver"
+"""Every process but the sender: what one process emits for sockets held by the others."""
+DELIVER_BYTES = DELIVER.encode()
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -39,6 +48,7 @@ def inbox(owner: str) -> str:
     return f"tuiz:proc:{owner}"
 
 
+DELIVER_BACKLOG_MAX = 50_000  # messages waiting for Redis beyond which deliveries are dropped
 LIVENESS_CHECK = 0.5  # seconds between checks that the owner still listens, while waiting
 
 
@@ -83,12 +93,18 @@ class ClusterBus:
         )
         self.handlers: dict[str, Handler] = {}  # requests: their result is the reply
         self.notices: dict[str, Handler] = {}  # one-way messages and broadcasts
+        # One-way messages handled at once, in arrival order, without a task (deliveries).
+        self.inline: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._outbox: collections.deque[tuple[str, bytes, asyncio.Future[int]]] = (
+        self._outbox: collections.deque[tuple[str, dict[str, Any], asyncio.Future[int] | None]] = (
             collections.deque()
         )
+        self._prefix = owner.encode() + b"\n"
         self._writer: asyncio.Task[None] | None = None
         self._checks: dict[str, asyncio.Future[int | None]] = {}
+        # Requests waiting for each owner's reply; one watcher per owner checks it listens.
+        self._waiting: dict[str, set[asyncio.Future[dict[str, Any]]]] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._work: set[asyncio.Task[None]] = set()
@@ -100,14 +116,19 @@ class ClusterBus:
 
     # -- sending -------------------------------------------------------------------------
 
-    async def _send(self, channel: str, message: dict[str, Any]) -> int:
-        """Publish; how many processes received it. Sends of every task share one writer that
-        pipelines them (thousands of forwarded answers a second are a few round trips, not a
-        connection and a round trip each)."""
-        sent: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._outbox.append((channel, orjson.dumps(message), sent))
+    def _queue(
+        self, channel: str, message: dict[str, Any], sent: asyncio.Future[int] | None
+    ) -> None:
+        self._outbox.append((channel, message, sent))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="tuiz-cluster-bus-writer")
+
+    async def _send(self, channel: str, message: dict[str, Any]) -> int:
+        """Publish; how many processes received it. Sends of every task share one writer that
+        batches them (thousands of forwarded answers a second are a few round trips and a few
+        Redis messages, not a round trip and a message each)."""
+        sent: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue(channel, message, sent)
         try:
             return await sent
         except Exception as exc:
@@ -118,23 +139,34 @@ class ClusterBus:
                 " try again shortly",
             ) from exc
 
+    def deliver(self, op: str, body: dict[str, Any]) -> None:
+        """To every other process, not waited for, in order with every other `deliver`; lost
+        while Redis is down (socket events, whose receivers catch up by `seq`)."""
+        if self.up and len(self._outbox) < DELIVER_BACKLOG_MAX:
+            self._queue(DELIVER, {"op": op, "body": body}, None)
+
     async def _write(self) -> None:
         while self._outbox:
-            batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), 500))]
+            batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), 1000))]
+            channels: dict[str, list[dict[str, Any]]] = {}
+            for channel, message, _ in batch:
+                channels.setdefault(channel, []).append(message)
             try:
+                payloads = [(c, self._prefix + orjson.dumps(m)) for c, m in channels.items()]
                 async with asyncio.timeout(self.publish_timeout):
                     async with self.redis.pipeline(transaction=False) as pipe:
-                        for channel, data, _ in batch:
-                            pipe.publish(channel, data)
+                        for channel, payload in payloads:
+                            pipe.publish(channel, payload)
                         counts = await pipe.execute()
             except Exception as exc:
                 for _, _, sent in batch:
-                    if not sent.done():
+                    if sent is not None and not sent.done():
                         sent.set_exception(exc)
                 continue
-            for (_, _, sent), count in zip(batch, counts, strict=True):
-                if not sent.done():
-                    sent.set_result(int(count))
+            received = {c: int(n) for (c, _), n in zip(payloads, counts, strict=True)}
+            for channel, _, sent in batch:
+                if sent is not None and not sent.done():
+                    sent.set_result(received[channel])
 
     async def request(self, owner: str, op: str, body: dict[str, Any]) -> Any:
         """The owner's answer to `op`, its typed error raised here, or UNAVAILABLE."""
@@ -158,23 +190,47 @@ class ClusterBus:
 
     async def _reply(self, owner: str, future: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
         """The reply, or UNAVAILABLE after `timeout`, or OwnerGone as soon as the owner is
-        seen to have stopped listening (it died mid-request)."""
+        seen to have stopped listening (it died mid-request). One timer per request and one
+        watcher per owner, however many requests wait (not a timeout task per request)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
+
+        def too_late() -> None:
+            if not future.done():
                 self.failed += 1
-                raise TuizError(
-                    ErrorCode.UNAVAILABLE,
-                    "the process running this game did not answer in time; try again",
+                future.set_exception(
+                    TuizError(
+                        ErrorCode.UNAVAILABLE,
+                        "the process running this game did not answer in time; try again",
+                    )
                 )
-            try:
-                return await asyncio.wait_for(asyncio.shield(future), min(left, LIVENESS_CHECK))
-            except TimeoutError:
-                if await self._listeners(owner) == 0:
-                    self.failed += 1
-                    raise OwnerGone(owner, delivered=True) from None
+
+        timer = loop.call_later(self.timeout, too_late)
+        waiting = self._waiting.setdefault(owner, set())
+        waiting.add(future)
+        watcher = self._watchers.get(owner)
+        if watcher is None or watcher.done():
+            self._watchers[owner] = asyncio.create_task(self._watch(owner))
+        try:
+            return await future
+        finally:
+            timer.cancel()
+            waiting.discard(future)
+
+    async def _watch(self, owner: str) -> None:
+        """While requests wait on `owner`: every LIVENESS_CHECK, fail those that were already
+        waiting when a check found nobody listening on its channel."""
+        waiting = self._waiting.get(owner)
+        while waiting:
+            await asyncio.sleep(LIVENESS_CHECK)
+            before = [f for f in waiting if not f.done()]
+            if not before:
+                continue
+            if await self._listeners(owner) == 0:
+                for future in before:
+                    if not future.done():
+                        self.failed += 1
+                        future.set_exception(OwnerGone(owner, delivered=True))
+        self._waiting.pop(owner, None)
 
     async def _listeners(self, owner: str) -> int | None:
         """Processes subscribed to `owner`'s channel; None when Redis cannot say. One check
@@ -218,7 +274,7 @@ class ClusterBus:
             pubsub: Any = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 async with asyncio.timeout(self.connect_timeout):
-                    await pubsub.subscribe(inbox(self.owner), BROADCAST)
+                    await pubsub.subscribe(inbox(self.owner), BROADCAST, DELIVER)
                 if not self.up:
                     log.info("cluster_bus_up", owner=self.owner)
                 self.up = True
@@ -251,12 +307,21 @@ class ClusterBus:
             if message is None or message.get("type") != "message":
                 continue
             idle_since = time.monotonic()
-            try:
-                data = orjson.loads(message["data"])
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(data, dict):
-                self._dispatch(data)
+            self._received(message.get("channel"), message["data"])
+
+    def _received(self, channel: Any, data: bytes) -> None:
+        sender, _, payload = data.partition(b"\n")
+        if channel == DELIVER_BYTES and sender == self._prefix[:-1]:
+            return  # our own deliveries: made here already
+        try:
+            messages = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(messages, list):
+            return
+        for item in messages:
+            if isinstance(item, dict):
+                self._dispatch(item)
 
     def _dispatch(self, data: dict[str, Any]) -> None:
         reply_to = data.get("reply")
@@ -271,6 +336,11 @@ class ClusterBus:
             return
         if "id" in data:
             self._spawn(self._answer(op, data["id"], str(data.get("from", "")), body))
+        elif op in self.inline:
+            try:
+                self.inline[op](body)
+            except Exception as exc:
+                log.warning("cluster_notice_failed", op=op, error=repr(exc))
         elif op in self.notices:
             self._spawn(self._notice(op, body))
 
@@ -310,7 +380,7 @@ class ClusterBus:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for task in list(self._work):
+        for task in [*self._work, *self._watchers.values()]:
             task.cancel()
         with contextlib.suppress(Exception):
             await self.redis.aclose()

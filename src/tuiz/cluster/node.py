@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tuiz.cluster.bus import ClusterBus
+from tuiz.cluster.deliver import ClusterPublisher
 from tuiz.cluster.failover import Failover
 from tuiz.cluster.fanout import RedisFanout
 from tuiz.cluster.forward import ASGIApp, GameRouter
@@ -32,6 +33,8 @@ class ClusterNode:
             manager.room_changed = self.presence.changed
         realtime.room_size = self.presence.size
         self.router = GameRouter(self.bus, hub, realtime, api, self.presence)
+        if isinstance(manager, RedisFanout):  # other processes' sockets: the bus's stream
+            hub.publisher = ClusterPublisher(realtime.sio, self.bus)
         self.failover = Failover(hub)
 
     def observe(self, metrics: Metrics) -> None:

@@ -4,7 +4,8 @@ python-socketio's `AsyncManager.emit` encodes a room message once, then starts o
 per recipient just to put the packet on that socket's queue. For a quiz room of thousands that
 is thousands of tasks per broadcast. Here the packet is encoded once: a native WebSocket
 (`eio_websocket`) gets the same pre-built frame for its next write, any other
-socket (long-polling, upgraded from it) the pre-encoded packet on its queue.
+socket (long-polling, upgraded from it) the pre-encoded packet on its queue. Nothing is
+encoded for a room with no member here (other processes' sockets, in a cluster).
 """
 
 from __future__ import annotations
@@ -86,18 +87,31 @@ class FastEmitManager(AsyncManager):  # type: ignore[misc]
                 callback=callback,
                 **kwargs,
             )
+        if not self.emit_here(event, data, namespace, room, skip_sid):
+            return await super().emit(  # type: ignore[no-any-return]
+                event, data, namespace, room=room, skip_sid=skip_sid, **kwargs
+            )
+        return None
+
+    def emit_here(
+        self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any = None
+    ) -> bool:
+        """Deliver to this process's sockets in `room` (a room, a sid, or a list of them) now;
+        False when only the library's path can (binary attachments). Encodes nothing when no
+        recipient is here."""
+        participants = list(self.get_participants(namespace, room))
+        if not participants:
+            return True
         args = list(data) if isinstance(data, tuple) else ([] if data is None else [data])
         pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args])
         encoded = pkt.encode()
         if isinstance(encoded, list):  # binary attachments: the library's path
-            return await super().emit(  # type: ignore[no-any-return]
-                event, data, namespace, room=room, skip_sid=skip_sid, **kwargs
-            )
+            return False
         frame: bytes | None = None
         wire: _Encoded | None = None
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
         sockets = self.server.eio.sockets
-        for sid, eio_sid in self.get_participants(namespace, room):
+        for sid, eio_sid in participants:
             if sid in skip:
                 continue
             socket = sockets.get(eio_sid)
@@ -111,4 +125,4 @@ class FastEmitManager(AsyncManager):  # type: ignore[misc]
                 if wire is None:
                     wire = _Encoded(encoded)
                 socket.queue.put_nowait(wire)
-        return None
+        return True
