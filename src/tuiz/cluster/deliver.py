@@ -45,8 +45,10 @@ class ClusterPublisher:
     # -- the owner's side ----------------------------------------------------------------
 
     async def to_room(self, room: str, event: str, body: Body) -> None:
-        self._here(event, body, room)
+        # Queued first: the bus's writer then runs before this process's own socket writes,
+        # so the other processes deliver while this one does.
         self.bus.deliver("emit", {"to": room, "event": event, "data": body})
+        self._here(event, body, room)
 
     async def to_watchers(self, room: str, event: str, body: Body) -> None:
         await self.to_room(watchers_room(room), event, body)
@@ -56,10 +58,10 @@ class ClusterPublisher:
         away: list[str] = []
         for sid in sids:
             (here if self.manager.is_connected(sid, NAMESPACE) else away).append(sid)
-        if here:
-            self._here(event, body, here)
         if away:
             self.bus.deliver("emit", {"to": away, "event": event, "data": body})
+        if here:
+            self._here(event, body, here)
 
     async def enter(self, sid: str, room: str) -> None:
         if self.manager.is_connected(sid, NAMESPACE):
