@@ -266,7 +266,8 @@ class GameRouter:
                 return await handler(client, data)
             for gid, seat in reply["seats"].items():
                 client.seats[gid] = seat
-            for room, access in _rooms_in(reply["rooms"]).items():
+            entered = {r: a for r, a in reply["rooms"].items() if r not in client.rooms}
+            for room, access in _rooms_in(entered).items():  # usually none: parse only new ones
                 if room not in client.rooms:
                     client.rooms[room] = access
                     await self.realtime.sio.enter_room(client.sid, room)  # now, not via Redis
