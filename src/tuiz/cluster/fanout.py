@@ -146,8 +146,9 @@ class RedisFanout(socketio.AsyncRedisManager, FastEmitManager):  # type: ignore[
         """Queue for publishing, in order, or drop while Redis is known to be down.
 
         The emitting handler does not wait for Redis: one writer task sends what is queued in
-        pipelined batches (a game's per-player messages to sockets on other processes are one
-        round trip per batch, not one each). Only a full outbox makes the emitter wait."""
+        pipelined batches (messages to sockets on other processes are one round trip per
+        batch, not one each; a live game's own go through the bus, `deliver.py`). Only a full
+        outbox makes the emitter wait."""
         if self.state.down_since is not None:
             self._count("skipped")
             return

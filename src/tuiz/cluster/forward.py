@@ -5,9 +5,9 @@ the game (or can claim it), else on the owner named by the game's lease, over `C
 The owner runs the very handler it would run for its own clients, with a copy of the socket's
 state (device, caller, seats, rooms) or the raw HTTP request (headers, so the same credentials
 are checked), and answers only once the command is durable; results and typed errors come back
-unchanged. What the handler changed about the socket (a seat, a room) is applied here. Events
-come back through the fan-out (`fanout.py`): room emits, and emits to one socket, which
-python-socketio's Redis manager delivers on the process that holds it, as it does room entry.
+unchanged. What the handler changed about the socket (a seat, a room) is applied here. The
+game's events come back through the owner's delivery stream (`deliver.py`): room emits, and
+emits to one socket, delivered by the process that holds it.
 
 After a failover the new owner asks every process for the sockets seated in the game
 (`reseat`), so per-seat events (an answer's acknowledgement, a player's own result) keep
