@@ -96,7 +96,7 @@ class ClusterBus:
         # One-way messages handled at once, in arrival order, without a task (deliveries).
         self.inline: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._outbox: collections.deque[tuple[str, dict[str, Any], asyncio.Future[int] | None]] = (
+        self._outbox: collections.deque[tuple[str, bytes, asyncio.Future[int] | None]] = (
             collections.deque()
         )
         self._prefix = owner.encode() + b"\n"
@@ -119,7 +119,7 @@ class ClusterBus:
     def _queue(
         self, channel: str, message: dict[str, Any], sent: asyncio.Future[int] | None
     ) -> None:
-        self._outbox.append((channel, message, sent))
+        self._outbox.append((channel, orjson.dumps(message), sent))  # a bad one fails here
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="tuiz-cluster-bus-writer")
 
@@ -148,11 +148,13 @@ class ClusterBus:
     async def _write(self) -> None:
         while self._outbox:
             batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), 1000))]
-            channels: dict[str, list[dict[str, Any]]] = {}
+            channels: dict[str, list[bytes]] = {}
             for channel, message, _ in batch:
                 channels.setdefault(channel, []).append(message)
+            payloads = [
+                (c, b"".join((self._prefix, b"[", b",".join(m), b"]"))) for c, m in channels.items()
+            ]
             try:
-                payloads = [(c, self._prefix + orjson.dumps(m)) for c, m in channels.items()]
                 async with asyncio.timeout(self.publish_timeout):
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for channel, payload in payloads:
