@@ -120,7 +120,8 @@ async def start_realtime(ctx: AppContext) -> None:
         store, rooms, events = MemoryConnectionStore(), OpenRoomDirectory(), MemoryEventLog()
     else:
         pool = ctx.require_pool()
-        store, rooms, events = PgConnectionStore(pool), PgRoomDirectory(pool), EventLog(pool)
+        pg_store = PgConnectionStore(pool)
+        store, rooms, events = pg_store, PgRoomDirectory(pool, pg_store), EventLog(pool)
     await events.start()
     ctx.events = events
     if isinstance(events, EventLog):

@@ -365,8 +365,10 @@ class Realtime:
             return
         access = client.rooms.get(payload.room_id)
         if access is None:  # else the TUIZ client re-joins on a re-render: nothing changes
-            access = await self.rooms.access(payload.room_id, client.device_id)
-            await self.join_room(client, payload.room_id, access, joined=False)
+            access, recorded = await self.rooms.enter(
+                payload.room_id, client.device_id, client.sid, client.caller.user_id
+            )
+            await self.join_room(client, payload.room_id, access, joined=False, recorded=recorded)
         for hook in self.room_join_hooks:
             await hook(client, payload.room_id)
         # Only once the hooks have bound the socket to its seat: whatever is sent to the seat

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -30,6 +31,13 @@ from tuiz.store.connections import (
 from tuiz.store.events import new_ids
 
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Seat:
+    player_id: UUID | None
+    is_host: bool
+
 
 # Rows in input order; ids are made here so each caller finds its own row in RETURNING.
 _OPEN = """
@@ -80,6 +88,40 @@ SELECT b.game_id, b.socket_id, b.device_id, b.player_id, b.user_id, b.role, b.me
   FROM b, (SELECT count(*) FROM ended) AS done
 """
 
+# A room:join in one round trip: the device's seat in the game (an index lookup per request),
+# then, for a seated device only, the same write as _JOIN. `i` is the request's position; a
+# game that does not exist gives found = false, a device without a seat a NULL player_id
+# (a spectator: no row). A batch holds at most one request per game and device.
+_ENTER = """
+WITH b AS (
+  SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::text[], $4::uuid[])
+           WITH ORDINALITY AS b(game_id, socket_id, device_id, user_id, i)
+), seat AS (
+  SELECT b.*, g.id IS NOT NULL AS found, p.id AS player_id, p.is_host
+    FROM b
+    LEFT JOIN public.games g ON g.id = b.game_id
+    LEFT JOIN LATERAL (
+          SELECT p.id, p.is_host FROM public.players p
+           WHERE p.game_id = g.id AND p.device_id = b.device_id AND p.removed_at IS NULL
+           LIMIT 1) p ON true
+), ended AS (
+  UPDATE public.room_participants rp SET status = 'disconnected', left_at = now()
+    FROM seat s
+   WHERE s.player_id IS NOT NULL
+     AND rp.game_id = s.game_id AND rp.device_id = s.device_id AND rp.status = 'active'
+  RETURNING 1
+), written AS (
+  INSERT INTO public.room_participants (game_id, socket_id, device_id, player_id, user_id, role)
+  SELECT s.game_id, s.socket_id, s.device_id, s.player_id, s.user_id,
+         CASE WHEN s.is_host THEN 'host' ELSE 'player' END
+    FROM seat s, (SELECT count(*) FROM ended) AS done
+   WHERE s.player_id IS NOT NULL
+  RETURNING 1
+)
+SELECT s.i, s.found, s.player_id, s.is_host, (SELECT count(*) FROM written) AS written
+  FROM seat s
+"""
+
 _LEAVE = """
 UPDATE public.room_participants SET status = 'disconnected', left_at = now()
  WHERE socket_id = $1 AND game_id = $2 AND status = 'active'
@@ -115,6 +157,9 @@ class PgConnectionStore:
         self._joins: GroupCommit[Participation, None] = GroupCommit(
             self._write_joins, key=lambda p: (p.game_id, p.device_id)
         )
+        self._enters: GroupCommit[tuple[UUID, str, str, UUID | None], Seat | None] = GroupCommit(
+            self._write_enters, key=lambda e: (e[0], e[2])
+        )
         self._pending: dict[str, set[asyncio.Future[Any]]] = {}  # socket id -> queued rows
 
     async def _write_opens(self, batch: Sequence[NewConnection]) -> list[OpenedConnection]:
@@ -144,6 +189,31 @@ class PgConnectionStore:
             [orjson.dumps(p.metadata).decode() for p in batch],
         )
         return [None] * len(batch)
+
+    async def _write_enters(
+        self, batch: Sequence[tuple[UUID, str, str, UUID | None]]
+    ) -> list[Seat | None]:
+        rows = await self._pool.fetch(
+            _ENTER,
+            [e[0] for e in batch],
+            [e[1] for e in batch],
+            [e[2] for e in batch],
+            [e[3] for e in batch],
+        )
+        found: dict[int, Seat | None] = {}
+        for r in rows:
+            found[r["i"]] = Seat(r["player_id"], bool(r["is_host"])) if r["found"] else None
+        return [found.get(i + 1) for i in range(len(batch))]
+
+    async def enter(
+        self, game_id: UUID, socket_id: str, device_id: str, user_id: UUID | None
+    ) -> Seat | None:
+        """The device's seat in the game (player_id None: no seat), its participation written
+        when it has one; None when there is no such game. A lookup and a `join` in one round
+        trip."""
+        return await self._queued(
+            socket_id, self._enters.enqueue((game_id, socket_id, device_id, user_id))
+        )
 
     async def _queued(self, socket_id: str, future: asyncio.Future[R]) -> R:
         """Await a queued row, keeping it visible to the socket's close and leave."""

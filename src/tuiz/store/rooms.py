@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.store.batch import GroupCommit
+
+if TYPE_CHECKING:
+    from tuiz.store.connections_pg import PgConnectionStore
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,12 @@ class RoomAccess:
 class RoomDirectory(Protocol):
     async def access(self, room_id: str, device_id: str) -> RoomAccess:
         """The device's access to the room; NOT_FOUND when there is no such game."""
+
+    async def enter(
+        self, room_id: str, device_id: str, socket_id: str, user_id: uuid.UUID | None
+    ) -> tuple[RoomAccess, bool]:
+        """`access`, and whether the socket's participation is already written with it (then
+        the caller must not write it again)."""
 
 
 def _game_id(room_id: str) -> uuid.UUID:
@@ -48,8 +57,9 @@ SELECT b.i, g.id IS NOT NULL AS found, p.id AS player_id, p.is_host
 
 
 class PgRoomDirectory:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, store: PgConnectionStore | None = None) -> None:
         self._pool = pool
+        self._store = store
         self._lookups: GroupCommit[tuple[uuid.UUID, str], RoomAccess | None] = GroupCommit(
             self._lookup
         )
@@ -74,9 +84,29 @@ class PgRoomDirectory:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game with id {room_id}")
         return access
 
+    async def enter(
+        self, room_id: str, device_id: str, socket_id: str, user_id: uuid.UUID | None
+    ) -> tuple[RoomAccess, bool]:
+        """With the connection store: the lookup and the participation in one round trip."""
+        if self._store is None:
+            return await self.access(room_id, device_id), False
+        game_id = _game_id(room_id)
+        seat = await self._store.enter(game_id, socket_id, device_id, user_id)
+        if seat is None:
+            raise TuizError(ErrorCode.NOT_FOUND, f"no game with id {room_id}")
+        if seat.player_id is None:
+            return RoomAccess(game_id, None, "spectator"), True
+        role = "host" if seat.is_host else "player"
+        return RoomAccess(game_id, seat.player_id, role), True
+
 
 class OpenRoomDirectory:
     """Development without a database: any game-id-shaped room exists, everyone spectates."""
 
     async def access(self, room_id: str, device_id: str) -> RoomAccess:
         return RoomAccess(_game_id(room_id), None, "spectator")
+
+    async def enter(
+        self, room_id: str, device_id: str, socket_id: str, user_id: uuid.UUID | None
+    ) -> tuple[RoomAccess, bool]:
+        return await self.access(room_id, device_id), False
