@@ -5,7 +5,11 @@ socket that registers or joins while a batch is in flight go in the next batch's
 statement, and each caller still returns only once its own row has committed. A device's
 rows never share a batch, so its session counters and its one active participation per game
 are decided in order, as with a statement per row. A socket's close or leave first waits
-for its own queued open or join, so it never runs ahead of the row it ends.
+for its own queued open, join or enter, so it never runs ahead of the row it ends.
+
+`enter` is a `room:join` in one round trip: the seat lookup (`store/rooms.py`) and, for a
+seated device, the participation write, in one statement (two round trips in a row took
+12–14 ms of a join's 14 ms at p50 on the shared bench machine; bench/README.md 2026-12-07b).
 """
 
 from __future__ import annotations
