@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -93,14 +94,14 @@ class SharedBuckets:
         self._quiet_until = 0.0
         self.fallbacks = 0  # decisions taken by a process alone because Redis did not answer
 
-    async def _run(self, script: Any, key: str, args: list[Any]) -> Any:
-        """The script's result, or None when Redis cannot answer now (the caller decides
-        alone, and Redis is left alone for RETRY_AFTER_S)."""
+    async def _ask(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """`call`'s result, or None when Redis cannot answer now (the caller decides alone,
+        and Redis is left alone for RETRY_AFTER_S)."""
         if time.monotonic() < self._quiet_until:
             self.fallbacks += 1
             return None
         try:
-            return await script(keys=[key], args=args)
+            return await call()
         except Exception as exc:  # down, refused, timed out
             self._quiet_until = time.monotonic() + RETRY_AFTER_S
             self.fallbacks += 1
@@ -111,27 +112,22 @@ class SharedBuckets:
         self, name: str, key: str, per_second: float, burst: float, mode: str
     ) -> bool | None:
         """Redis's verdict, or None when it cannot answer now (the caller decides alone)."""
-        interval_ms = max(1, math.ceil(1000 / per_second))
-        verdict = await self._run(
-            self._script, f"tuiz:limit:{name}:{key}", [interval_ms, burst, mode]
-        )
+        args = [max(1, math.ceil(1000 / per_second)), burst, mode]
+        key = f"tuiz:limit:{name}:{key}"
+        verdict = await self._ask(lambda: self._script(keys=[key], args=args))
         return None if verdict is None else bool(verdict)
 
     async def window(self, key: str, limit: int, window_s: float, add: str) -> float | None:
         """A sliding window of attempts (`add`: "1" record if under the limit, "2" record,
         "0" look): seconds until there is room (0: there is), None when Redis cannot say."""
         args = [math.ceil(window_s * 1000), limit, add, secrets.token_hex(8)]
-        wait = await self._run(self._window, f"tuiz:window:{key}", args)
+        key = f"tuiz:window:{key}"
+        wait = await self._ask(lambda: self._window(keys=[key], args=args))
         return None if wait is None else int(wait) / 1000
 
     async def forget(self, key: str) -> None:
         """Empty a window (a success clears an account's failures); Redis away: nothing."""
-        if time.monotonic() >= self._quiet_until:
-            try:
-                await self.redis.delete(f"tuiz:window:{key}")
-            except Exception as exc:
-                self._quiet_until = time.monotonic() + RETRY_AFTER_S
-                log_outage(log, "shared_limits_unavailable", exc)
+        await self._ask(lambda: self.redis.delete(f"tuiz:window:{key}"))
 
     async def close(self) -> None:
         await self.redis.aclose()
