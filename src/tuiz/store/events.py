@@ -628,30 +628,28 @@ class EventLog:
             # Resolve after the flusher has sent the next batch: callers' wake-ups are not on
             # the database's critical path.
             asyncio.get_running_loop().call_soon(self._resolve, page, ids, backs, last, ts)
-            self.events_written += sum(c for g, c in page.counts.items() if g in last)
-            self._refuse_moved(shard, set(page.counts) - set(last), page.games, page.futures)
+            self._written(shard, page, last)
         self.last_batch_latency = time.perf_counter() - started
         self.last_batch_size = len(page.events)
         self.batches_written += 1
         if self.on_batch is not None:
             self.on_batch(self.last_batch_size, self.last_batch_latency)
 
-    def _refuse_moved(
-        self,
-        shard: _Shard,
-        moved: set[uuid.UUID],
-        games: list[uuid.UUID],
-        futures: list[asyncio.Future[StoredEvent]],
-    ) -> None:
-        """Games the fence kept out (their lease is another process's now): their events fail
-        with UNAVAILABLE and their later ordered events are refused until `resume`."""
+    def _written(self, shard: _Shard, page: _Page, last: dict[uuid.UUID, int]) -> None:
+        """After a page's statement: count what it wrote. The games the fence kept out (their
+        lease is another process's now) fail with UNAVAILABLE, and their later ordered events
+        are refused until `resume`."""
+        self.events_written += sum(c for g, c in page.counts.items() if g in last)
+        moved = set(page.counts) - set(last)
         if not moved:
             return
         log.warning("event_log_lease_lost", games=[str(g) for g in moved])
         error = TuizError(
             ErrorCode.UNAVAILABLE, "this game is run by another tuiz process now; try again"
         )
-        self._settle_failed([f for g, f in zip(games, futures, strict=True) if g in moved], error)
+        self._settle_failed(
+            [f for g, f in zip(page.games, page.futures, strict=True) if g in moved], error
+        )
         self._fence(shard, moved, error)
 
     @staticmethod
@@ -689,8 +687,7 @@ class EventLog:
             await self._write_split(shard, conn, items[mid:])
             return
         self._resolve(page, ids, backs, last, ts)
-        self.events_written += sum(c for g, c in page.counts.items() if g in last)
-        self._refuse_moved(shard, set(page.counts) - set(last), page.games, page.futures)
+        self._written(shard, page, last)
 
     def _settle_failed(
         self, futures: list[asyncio.Future[StoredEvent]], error: BaseException
