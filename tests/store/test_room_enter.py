@@ -4,8 +4,10 @@ access and the same participation rows as a lookup followed by `join`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from tests.factories import make_game, make_player
 from tuiz.errors import TuizError
 from tuiz.store.connections import ConnectionStatus, NewConnection
-from tuiz.store.connections_pg import PgConnectionStore
+from tuiz.store.connections_pg import _CLOSE, _ENTER, _JOIN, _LEAVE, PgConnectionStore
 from tuiz.store.db import create_pool
 from tuiz.store.rooms import PgRoomDirectory, RoomAccess
 
@@ -84,3 +86,101 @@ async def test_enter_unknown_game_is_not_found(pool: asyncpg.Pool) -> None:
     assert raised.value.code.value == "NOT_FOUND"
     with pytest.raises(TuizError):
         await rooms.enter("not-a-uuid", "dev-a", "s-a", None)
+
+
+def _rows_filtered_out(plan: dict[str, Any]) -> int:
+    """Rows a plan read and threw away, over all its nodes and loops."""
+    own = sum(
+        int(plan.get(key, 0)) * int(plan.get("Actual Loops", 1))
+        for key in ("Rows Removed by Filter", "Rows Removed by Join Filter")
+    )
+    return own + sum(_rows_filtered_out(child) for child in plan.get("Plans", []))
+
+
+async def _explained(conn: asyncpg.Connection, sql: str, *args: Any) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of one statement, rolled back."""
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        explained = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *args)
+    finally:
+        await tx.rollback()
+    if isinstance(explained, str):  # without the pool's json codec
+        explained = json.loads(explained)
+    plan: dict[str, Any] = explained[0]["Plan"]
+    return plan
+
+
+async def test_a_join_batch_does_not_walk_the_room(pool: asyncpg.Pool) -> None:
+    """A join, a close and a leave stay index lookups by their keys however many are in the
+    room, also when the statistics were taken while nobody was (autovacuum's last ANALYZE
+    before a game's burst of joins): 'active' then looked absent and every index on the
+    active rows as cheap as the right one, a pass over the room per batch (the migration
+    20251208000000 keeps statistics off the status columns)."""
+    store = PgConnectionStore(pool)
+    rooms = PgRoomDirectory(pool, store)
+    seats = 300
+    async with pool.acquire() as conn:
+        # Yesterday's games: their seats joined and left; then the statistics were taken.
+        for _ in range(10):
+            old = await make_game(conn)
+            await conn.execute(
+                "WITH p AS (INSERT INTO public.players (game_id, device_id, player_name)"
+                " SELECT $1, 'dev-' || i, 'P' || i FROM generate_series(1, $2) AS i"
+                " RETURNING id, device_id)"
+                " INSERT INTO public.room_participants"
+                " (game_id, socket_id, device_id, player_id, status, left_at)"
+                " SELECT $1, 'old-' || gen_random_uuid(), p.device_id, p.id, 'disconnected',"
+                " now() FROM p",
+                old,
+                seats,
+            )
+            await conn.execute(
+                "INSERT INTO public.websocket_connections"
+                " (socket_id, device_id, status, disconnected_at)"
+                " SELECT socket_id, device_id, 'disconnected', now()"
+                " FROM public.room_participants WHERE game_id = $1",
+                old,
+            )
+        await conn.execute(
+            "ANALYZE public.games, public.players, public.room_participants,"
+            " public.websocket_connections"
+        )
+        game = await make_game(conn)
+        players = await conn.fetch(
+            "INSERT INTO public.players (game_id, device_id, player_name)"
+            " SELECT $1, 'dev-' || i, 'P' || i FROM generate_series(1, $2) AS i RETURNING id",
+            game,
+            seats,
+        )
+    for i in range(1, seats + 1):
+        await store.open(NewConnection(f"s-{i}", f"dev-{i}"))
+    await asyncio.gather(
+        *(rooms.enter(str(game), f"dev-{i}", f"s-{i}", None) for i in range(1, seats - 7))
+    )
+    assert len(await store.active_sockets(game)) == seats - 8
+    batch = range(seats - 7, seats + 1)  # the last 8 seats, one batch
+    devices = [f"dev-{i}" for i in batch]
+    async with pool.acquire() as conn:
+        enter = await _explained(
+            conn, _ENTER, [game] * 8, [f"s-{i}" for i in batch], devices, [None] * 8
+        )
+        join = await _explained(
+            conn,
+            _JOIN,
+            [game] * 8,
+            [f"s-{i}" for i in batch],
+            devices,
+            [p["id"] for p in players[seats - 8 :]],
+            [None] * 8,
+            ["player"] * 8,
+            ["{}"] * 8,
+        )
+        close = await _explained(conn, _CLOSE, "s-1", "disconnected")
+        leave = await _explained(conn, _LEAVE, "s-1", game)
+    # With statistics on status: 2,960-4,704 rows read and dropped per batch of 8 joiners,
+    # 292 per close or leave.
+    assert _rows_filtered_out(enter) <= 8
+    assert _rows_filtered_out(join) <= 8
+    assert _rows_filtered_out(close) <= 1
+    assert _rows_filtered_out(leave) <= 1
