@@ -1,13 +1,16 @@
 """Group commit for row writes that callers await one by one (connections, participations).
 
-Items submitted while a batch is in flight wait in a queue; the next batch takes all of them
-and writes them in ONE statement (one round trip, one commit). A caller's `submit` returns
-only once its batch has committed, so "durable before the client is told" holds as with a
-write per item, while 100 concurrent connects cost a few commits instead of 100.
+Items submitted while `in_flight` batches are being written wait in a queue; the next batch
+takes all of them and writes them in ONE statement (one round trip, one commit). A caller's
+`submit` returns only once its batch has committed, so "durable before the client is told"
+holds as with a write per item, while 100 concurrent connects cost a few commits instead of
+100. With `in_flight` 2 an item arriving while one batch is being written starts its own at
+once instead of waiting for that one's round trip (half a join's latency under a burst).
 
-`key`: items with equal keys never share a batch (the later one waits for the next batch, in
-submission order): a row trigger that reads what the previous row of the same device wrote
-(the device session's counters) sees it committed, as it would one statement at a time.
+`key`: items with equal keys never share a batch nor are written by two batches at once (the
+later one waits for the earlier one's batch to commit, in submission order): a row trigger
+that reads what the previous row of the same device wrote (the device session's counters)
+sees it committed, as it would one statement at a time.
 
 A batch the database rejects for its data (SQLSTATE class 22/23, RAISE) is split in halves
 until only the bad items fail with the database's own error; a connection failure fails the
@@ -38,7 +41,8 @@ def is_data_error(exc: BaseException) -> bool:
 
 
 class GroupCommit(Generic[T, R]):
-    """One batch in flight at a time; everything queued meanwhile goes in the next one."""
+    """Up to `in_flight` batches being written at a time; everything queued meanwhile goes in
+    the next one."""
 
     def __init__(
         self,
@@ -46,12 +50,15 @@ class GroupCommit(Generic[T, R]):
         *,
         key: Callable[[T], Hashable] | None = None,
         max_batch: int = 1000,
+        in_flight: int = 1,
     ) -> None:
         self._write = write
         self._key = key
         self._max_batch = max_batch
+        self._in_flight = max(1, in_flight)
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._writing: set[asyncio.Task[None]] = set()
+        self._busy: set[Hashable] = set()  # keys of the items being written
         self.batches = 0
 
     async def submit(self, item: T) -> R:
@@ -63,40 +70,53 @@ class GroupCommit(Generic[T, R]):
         """Queue `item`; the future settles once its batch committed (or failed)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="tuiz-group-commit")
+        self._start()
         return future
+
+    def _start(self) -> None:
+        """Start batches while a slot is free and the queue holds an item that may go."""
+        while self._queue and len(self._writing) < self._in_flight:
+            batch = self._take()
+            if not batch:
+                return  # every queued item waits for a key being written
+            task = asyncio.create_task(self._run(batch), name="tuiz-group-commit")
+            self._writing.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._writing.discard(task)
+        self._start()
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
         if self._key is None:
             n = min(len(self._queue), self._max_batch)
             return [self._queue.popleft() for _ in range(n)]
         batch: list[tuple[T, asyncio.Future[R]]] = []
-        keys: set[Hashable] = set()
         later: deque[tuple[T, asyncio.Future[R]]] = deque()
         while self._queue and len(batch) < self._max_batch:
             entry = self._queue.popleft()
             k = self._key(entry[0])
-            if k in keys:
+            if k in self._busy:  # in this batch or one being written: it waits, in order
                 later.append(entry)
             else:
-                keys.add(k)
+                self._busy.add(k)
                 batch.append(entry)
         later.extend(self._queue)
         self._queue = later
         return batch
 
-    async def _run(self) -> None:
-        while self._queue:
-            batch = self._take()
-            try:
-                await self._flush(batch)
-            except BaseException as exc:  # never leave a caller waiting forever
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
+    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            await self._flush(batch)
+        except BaseException as exc:  # never leave a caller waiting forever
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if self._key is not None:
+                self._busy.difference_update(self._key(item) for item, _ in batch)
 
     async def _flush(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

@@ -162,7 +162,7 @@ class PgConnectionStore:
             self._write_joins, key=lambda p: (p.game_id, p.device_id)
         )
         self._enters: GroupCommit[tuple[UUID, str, str, UUID | None], Seat | None] = GroupCommit(
-            self._write_enters, key=lambda e: (e[0], e[2])
+            self._write_enters, key=lambda e: (e[0], e[2]), in_flight=2
         )
         self._pending: dict[str, set[asyncio.Future[Any]]] = {}  # socket id -> queued rows
 
