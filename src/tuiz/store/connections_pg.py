@@ -91,25 +91,30 @@ _END_ACTIVE = """  UPDATE public.room_participants SET status = 'disconnected', 
 # game, then record the new ones. The INSERT reads the UPDATE's output, so the UPDATE has
 # finished first, and the unique "one active per (game, device)" check no longer sees the rows
 # it ended (a batch holds at most one row per game and device).
-_JOIN = """
+_JOIN = (
+    """
 WITH b AS (
   SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::text[], $4::uuid[], $5::uuid[],
                        $6::varchar[], $7::text[])
            AS b(game_id, socket_id, device_id, player_id, user_id, role, metadata)
 ), ended AS (
-""" + _END_ACTIVE.format(rows="b") + """
+"""
+    + _END_ACTIVE.format(rows="b")
+    + """
 )
 INSERT INTO public.room_participants
        (game_id, socket_id, device_id, player_id, user_id, role, metadata)
 SELECT b.game_id, b.socket_id, b.device_id, b.player_id, b.user_id, b.role, b.metadata::jsonb
   FROM b, (SELECT count(*) FROM ended) AS done
 """
+)
 
 # A room:join in one round trip: the device's seat in the game (an index lookup per request),
 # then, for a seated device only, the same write as _JOIN. `i` is the request's position; a
 # game that does not exist gives found = false, a device without a seat a NULL player_id
 # (a spectator: no row). A batch holds at most one request per game and device.
-_ENTER = """
+_ENTER = (
+    """
 WITH b AS (
   SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::text[], $4::uuid[])
            WITH ORDINALITY AS b(game_id, socket_id, device_id, user_id, i)
@@ -122,7 +127,9 @@ WITH b AS (
            WHERE p.game_id = g.id AND p.device_id = b.device_id AND p.removed_at IS NULL
            LIMIT 1) p ON true
 ), ended AS (
-""" + _END_ACTIVE.format(rows="(SELECT * FROM seat WHERE player_id IS NOT NULL) b") + """
+"""
+    + _END_ACTIVE.format(rows="(SELECT * FROM seat WHERE player_id IS NOT NULL) b")
+    + """
 ), written AS (
   INSERT INTO public.room_participants (game_id, socket_id, device_id, player_id, user_id, role)
   SELECT s.game_id, s.socket_id, s.device_id, s.player_id, s.user_id,
@@ -134,6 +141,7 @@ WITH b AS (
 SELECT s.i, s.found, s.player_id, s.is_host, (SELECT count(*) FROM written) AS written
   FROM seat s
 """
+)
 
 _LEAVE = """
 UPDATE public.room_participants SET status = 'disconnected', left_at = now()
