@@ -309,6 +309,44 @@ async def test_defect_06_player_count_has_one_writer(conn: asyncpg.Connection) -
         await transaction.rollback()
 
 
+async def test_player_count_is_one_update_of_the_game_per_statement(
+    conn: asyncpg.Connection,
+) -> None:
+    """A batch of joins counts its seats with one UPDATE of each game's row, not one per seat
+    (a 500-seat batch wrote 500 versions of the hot row); deletes likewise."""
+    games = [await make_game(conn), await make_game(conn)]
+
+    async def game_row_updates() -> int:
+        count: int = await conn.fetchval(
+            "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'games'"
+        )
+        return count
+
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        before = await game_row_updates()
+        await conn.execute(
+            """
+            INSERT INTO players (game_id, device_id, player_name, is_host)
+            SELECT g, 'dev-' || i || '-' || n, 'P' || i, i = 0
+              FROM unnest($1::uuid[]) WITH ORDINALITY AS u(g, n), generate_series(0, 29) AS i
+            """,
+            games,
+        )
+        assert await game_row_updates() - before == 2  # one per game, not 58
+        counts = "SELECT current_players FROM games WHERE id = $1"
+        assert [await conn.fetchval(counts, g) for g in games] == [29, 29]
+        await conn.execute(
+            "DELETE FROM players WHERE game_id = $1 AND (is_host OR player_name < 'P2')",
+            games[0],
+        )  # the host, P1, P10..P19
+        assert await game_row_updates() - before == 3
+        assert [await conn.fetchval(counts, g) for g in games] == [18, 29]
+    finally:
+        await transaction.rollback()
+
+
 # ---------------------------------------------------------------------------------------------
 # 7. current_setting('request.headers')::json raising on pooled connections
 # ---------------------------------------------------------------------------------------------
