@@ -33,6 +33,7 @@ from tuiz.store.connections import (
     Participation,
 )
 from tuiz.store.events import new_ids
+from tuiz.store.rooms import SEAT_OF_EACH
 
 R = TypeVar("R")
 
@@ -121,11 +122,9 @@ WITH b AS (
 ), seat AS (
   SELECT b.*, g.id IS NOT NULL AS found, p.id AS player_id, p.is_host
     FROM b
-    LEFT JOIN public.games g ON g.id = b.game_id
-    LEFT JOIN LATERAL (
-          SELECT p.id, p.is_host FROM public.players p
-           WHERE p.game_id = g.id AND p.device_id = b.device_id AND p.removed_at IS NULL
-           LIMIT 1) p ON true
+"""
+    + SEAT_OF_EACH
+    + """
 ), ended AS (
 """
     + _END_ACTIVE.format(rows="(SELECT * FROM seat WHERE player_id IS NOT NULL) b")

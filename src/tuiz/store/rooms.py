@@ -43,16 +43,21 @@ def _game_id(room_id: str) -> uuid.UUID:
         raise TuizError(ErrorCode.NOT_FOUND, f"no game with id {room_id!r}") from None
 
 
-# A batch of lookups in one round trip (`store/batch.py`): rooms joined at the same moment
-# share it. `i` is the request's position (a device has at most one live seat per game).
-_ACCESS = """
-SELECT b.i, g.id IS NOT NULL AS found, p.id AS player_id, p.is_host
-  FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS b(game_id, device_id, i)
-  LEFT JOIN public.games g ON g.id = b.game_id
-  LEFT JOIN LATERAL (  -- an index lookup per request, never a pass over the game's seats
+# The game `g` and the live seat `p` of each request `b` (game_id, device_id): an index
+# lookup per request, never a pass over the game's seats. Shared with the connection store's
+# one-round-trip `enter`.
+SEAT_OF_EACH = """  LEFT JOIN public.games g ON g.id = b.game_id
+  LEFT JOIN LATERAL (
         SELECT p.id, p.is_host FROM public.players p
          WHERE p.game_id = g.id AND p.device_id = b.device_id AND p.removed_at IS NULL
-         LIMIT 1) p ON true
+         LIMIT 1) p ON true"""
+
+# A batch of lookups in one round trip (`store/batch.py`): rooms joined at the same moment
+# share it. `i` is the request's position (a device has at most one live seat per game).
+_ACCESS = f"""
+SELECT b.i, g.id IS NOT NULL AS found, p.id AS player_id, p.is_host
+  FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS b(game_id, device_id, i)
+{SEAT_OF_EACH}
 """
 
 
