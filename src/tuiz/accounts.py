@@ -23,13 +23,13 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from tuiz.errors import ErrorCode, TuizError
+from tuiz.limits import SharedWindows
 
 AUDIENCE = "authenticated"
 MIN_PASSWORD = 8
@@ -225,14 +225,6 @@ class LoginThrottle:
         for table in (self._failures, self._attempts):
             for key in [k for k, v in table.items() if not v or v[-1] <= now - self.window_s]:
                 del table[key]
-
-
-class SharedWindows(Protocol):
-    """Sliding windows every process shares (`cluster/limits.SharedBuckets`)."""
-
-    async def window(self, key: str, limit: int, window_s: float, add: str) -> float | None: ...
-
-    async def forget(self, key: str) -> None: ...
 
 
 class LoginGate:

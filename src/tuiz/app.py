@@ -162,6 +162,7 @@ async def start_realtime(ctx: AppContext) -> None:
             shared_limits = SharedBuckets(ctx.settings.redis_url)
             ctx.extras["shared_limits"] = shared_limits
             ctx.limits.share(shared_limits)
+            ctx.auth_failures.share(shared_limits)
             ctx.metrics.observe(
                 "tuiz_shared_limit_fallbacks",
                 "Abuse-limit decisions taken by this process alone (Redis did not answer)",

@@ -6,8 +6,11 @@ token). Not counted: a token we signed that is refused for another reason (expir
 role), so a classroom behind one NAT address is not locked out by stale sessions. While an
 address is locked out, every credential it presents is refused, the right one too; otherwise
 guessing would simply go on. Anonymous requests are not affected. IPv6 clients count per /64
-(one host usually holds a whole /64). Counts are per process and the table is bounded (the
-addresses that failed longest ago are forgotten first).
+(one host usually holds a whole /64). `AuthFailures` counts in this process, its table bounded
+(the addresses that failed longest ago are forgotten first); `AuthGate` keeps the count in
+Redis when there is one (a sliding window there), so a guesser spreading its attempts over N
+processes does not get N allowances, and falls back to the process's own while Redis does not
+answer.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from collections.abc import Callable
 from ipaddress import IPv6Address, ip_address, ip_network
 
 from tuiz.errors import ErrorCode, TuizError
+from tuiz.limits import SharedWindows
 
+LOCKED = "too many failed sign-in attempts from your address; try again later"
 UNKNOWN = "?"  # a request without a peer address (never seen over TCP) shares one bucket
 
 
@@ -64,11 +69,7 @@ class AuthFailures:
         if left <= 0:
             del self._windows[key]
         elif failures >= self.limit:
-            raise TuizError(
-                ErrorCode.RATE_LIMITED,
-                "too many failed sign-in attempts from your address; try again later",
-                retry_after_s=math.ceil(left),
-            )
+            raise TuizError(ErrorCode.RATE_LIMITED, LOCKED, retry_after_s=math.ceil(left))
 
     def failed(self, address: str | None) -> None:
         """Count one failed attempt."""
@@ -87,3 +88,35 @@ class AuthFailures:
                 del self._windows[key]
         while len(self._windows) > self.max_addresses:
             del self._windows[next(iter(self._windows))]
+
+
+class AuthGate:
+    """An app's failed-credential limit, shared by REST and Socket.IO: `local`'s limit and
+    window counted in `shared` (every process in one count per address) when there is one and
+    it answers, else in `local`."""
+
+    def __init__(self, local: AuthFailures, shared: SharedWindows | None = None) -> None:
+        self.local = local
+        self.shared = shared
+
+    def share(self, shared: SharedWindows) -> None:
+        self.shared = shared
+
+    async def check(self, address: str | None) -> None:
+        """Refuse (RATE_LIMITED) an address that used up its failures in this window."""
+        if self.shared is not None:
+            local = self.local
+            key = f"auth:{_key(address)}"
+            wait = await self.shared.window(key, local.limit, local.window_s, "0")
+            if wait is not None:
+                if wait:
+                    raise TuizError(ErrorCode.RATE_LIMITED, LOCKED, retry_after_s=math.ceil(wait))
+                return
+        self.local.check(address)
+
+    async def failed(self, address: str | None) -> None:
+        """Count one failed attempt."""
+        local, shared = self.local, self.shared
+        key = f"auth:{_key(address)}"
+        if shared is None or await shared.window(key, local.limit, local.window_s, "2") is None:
+            local.failed(address)

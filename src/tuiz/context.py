@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from tuiz.authlimit import AuthFailures
+from tuiz.authlimit import AuthFailures, AuthGate
 from tuiz.config import Settings
 from tuiz.limits import AbuseLimits
 from tuiz.metrics import Metrics
@@ -34,13 +34,13 @@ class AppContext:
     events: EventLog | MemoryEventLog | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
-    auth_failures: AuthFailures = field(init=False)
+    auth_failures: AuthGate = field(init=False)
     limits: AbuseLimits = field(init=False)
 
     def __post_init__(self) -> None:
-        # One count per process, shared by REST and Socket.IO.
-        self.auth_failures = AuthFailures(
-            self.settings.auth_fail_limit, self.settings.auth_fail_window_ms / 1000
+        # One count shared by REST and Socket.IO (and by every process once Redis is set).
+        self.auth_failures = AuthGate(
+            AuthFailures(self.settings.auth_fail_limit, self.settings.auth_fail_window_ms / 1000)
         )
         self.limits = AbuseLimits(self.settings)
 

@@ -133,6 +133,14 @@ class Shared(Protocol):
     ) -> bool | None: ...
 
 
+class SharedWindows(Protocol):
+    """Sliding windows every process shares (`cluster/limits.SharedBuckets`)."""
+
+    async def window(self, key: str, limit: int, window_s: float, add: str) -> float | None: ...
+
+    async def forget(self, key: str) -> None: ...
+
+
 class Limit:
     """One limit: the shared buckets when there are some and they answer, else this
     process's own (`KeyedBuckets`: take, has, charge, as there)."""

@@ -1,11 +1,12 @@
-"""A PIN scanner (or a password guesser) spreading its requests over several processes gets
-one budget, not one each.
+"""A PIN scanner, a password guesser or a credential guesser spreading its requests over
+several processes gets one budget, not one each.
 
 Two real processes share one Redis (cluster/limits.py): the scanner's unknown-PIN lookups,
 alternated between them, run out after the configured burst in all, and then both refuse
 it; a password guesser's failed sign-ins, alternated the same way, lock the account on both
-after the configured number in all. Redis killed: each process decides alone again (its own
-budget), with no error and no wait per request; Redis back: one budget again.
+after the configured number in all, and wrong service keys lock their address out on both.
+Redis killed: each process decides alone again (its own budget), with no error and no wait
+per request; Redis back: one budget again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.sioclient import eventually
 
 BURST = 6  # unknown-PIN lookups an address may make (per minute, all at once)
 FAILURES = 3  # failed sign-ins an account may have in its window
+GUESSES = 4  # failed credentials (service key, JWT) an address may present in its window
 
 
 def _pair(stack: ExitStack, db_url: str, tmp_path: Path, redis: str) -> list[ServerProcess]:
@@ -33,6 +35,7 @@ def _pair(stack: ExitStack, db_url: str, tmp_path: Path, redis: str) -> list[Ser
         "TUIZ_PIN_MISS_LIMIT_PER_MIN": str(BURST),
         "TUIZ_PIN_MISS_LIMIT_BURST": str(BURST),
         "TUIZ_LOGIN_MAX_FAILURES": str(FAILURES),
+        "TUIZ_AUTH_FAIL_LIMIT": str(GUESSES),
         "TUIZ_LOAD_SAMPLE": "false",
         "TUIZ_LOG_LEVEL": "info",
     }
@@ -113,3 +116,33 @@ async def test_a_password_guesser_gets_one_allowance_across_processes(
                 )
                 assert right.status_code == 429, right.text
                 assert right.json()["error"] == "RATE_LIMITED"
+
+
+async def test_a_credential_guesser_gets_one_allowance_across_processes(
+    db_url: str, tmp_path: Path, redis_url: str
+) -> None:
+    """Wrong service keys from one address, alternating between processes: locked out on
+    both after GUESSES in all (each process alone would allow GUESSES of its own)."""
+    with ExitStack() as stack:
+        servers = _pair(stack, db_url, tmp_path, redis_url)
+        stats = "/websocket-connections/stats"
+
+        async def guess(http: httpx.AsyncClient, n: int, address: str) -> int:
+            answer = await http.get(
+                f"{servers[n % 2].url}{stats}",
+                headers={"authorization": f"Bearer guess-{n}", "x-forwarded-for": address},
+            )
+            return answer.status_code
+
+        # Fresh addresses: Redis outlives a run, and the window with it.
+        address, other = (f"198.18.{secrets.randbelow(250)}.{n}" for n in (1, 2))
+        async with httpx.AsyncClient(timeout=10) as http:
+            codes = [await guess(http, n, address) for n in range(2 * GUESSES)]
+            assert codes == [401] * GUESSES + [429] * GUESSES, codes  # not 401 x 8
+            locked = await http.get(
+                f"{servers[1].url}{stats}",
+                headers={"authorization": "Bearer guess-x", "x-forwarded-for": address},
+            )
+            assert locked.json()["error"] == "RATE_LIMITED"
+            assert locked.json()["details"]["retry_after_s"] >= 1
+            assert await guess(http, 0, other) == 401  # another address: its own count

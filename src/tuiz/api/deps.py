@@ -36,7 +36,7 @@ def request_address(request: Request, ctx: AppContext) -> str | None:
     )
 
 
-def caller(
+async def caller(
     request: Request,
     ctx: Annotated[AppContext, Depends(context)],
     authorization: Annotated[str | None, Header()] = None,
@@ -54,20 +54,20 @@ def caller(
         return ANON
     settings = ctx.settings
     address = request_address(request, ctx)
-    ctx.auth_failures.check(address)
+    await ctx.auth_failures.check(address)
     if token is None:
         assert apikey is not None
         if is_service_key(apikey, settings.service_key):
             token = apikey
         else:
             if not signed_by(apikey, settings.jwt_secret):
-                ctx.auth_failures.failed(address)
+                await ctx.auth_failures.failed(address)
             return ANON
     try:
         return authenticate(token, jwt_secret=settings.jwt_secret, service_key=settings.service_key)
     except InvalidCredential as exc:
         if exc.guess:
-            ctx.auth_failures.failed(address)
+            await ctx.auth_failures.failed(address)
         raise
 
 

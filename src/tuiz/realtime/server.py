@@ -18,7 +18,7 @@ import orjson
 import socketio
 
 from tuiz.auth import Caller, InvalidCredential, authenticate, bearer
-from tuiz.authlimit import AuthFailures
+from tuiz.authlimit import AuthFailures, AuthGate
 from tuiz.config import Settings
 from tuiz.errors import ErrorCode, TuizError, client_error
 from tuiz.logs import get_logger, log_failure, log_outage
@@ -112,12 +112,12 @@ class Realtime:
         rooms: RoomDirectory,
         events: EventSink | None,
         metrics: Metrics,
-        auth_failures: AuthFailures | None = None,
+        auth_failures: AuthGate | None = None,
     ) -> None:
         self.sio = sio
         self.settings = settings
-        self.auth_failures = auth_failures or AuthFailures(
-            settings.auth_fail_limit, settings.auth_fail_window_ms / 1000
+        self.auth_failures = auth_failures or AuthGate(
+            AuthFailures(settings.auth_fail_limit, settings.auth_fail_window_ms / 1000)
         )
         self.store = store
         self.rooms = rooms
@@ -232,7 +232,7 @@ class Realtime:
         ip = client_ip(environ, self.settings)
         try:
             if token:
-                self.auth_failures.check(ip)  # guesses are counted per address, as in REST
+                await self.auth_failures.check(ip)  # guesses are counted per address, as in REST
             caller = authenticate(
                 token if isinstance(token, str) else None,
                 jwt_secret=self.settings.jwt_secret,
@@ -240,7 +240,7 @@ class Realtime:
             )
         except TuizError as exc:
             if isinstance(exc, InvalidCredential) and exc.guess:
-                self.auth_failures.failed(ip)
+                await self.auth_failures.failed(ip)
             # Socket.IO clients get `message` and `data` ({error, message}) on connect_error.
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, exc.to_payload()
