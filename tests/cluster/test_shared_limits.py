@@ -119,12 +119,13 @@ async def test_a_password_guesser_gets_one_allowance_across_processes(
 
 
 async def test_a_credential_guesser_gets_one_allowance_across_processes(
-    db_url: str, tmp_path: Path, redis_url: str
+    db_url: str, tmp_path: Path, stoppable_redis: RedisProcess
 ) -> None:
     """Wrong service keys from one address, alternating between processes: locked out on
-    both after GUESSES in all (each process alone would allow GUESSES of its own)."""
+    both after GUESSES in all (each process alone would allow GUESSES of its own). Redis
+    away: each process counts alone, no error."""
     with ExitStack() as stack:
-        servers = _pair(stack, db_url, tmp_path, redis_url)
+        servers = _pair(stack, db_url, tmp_path, stoppable_redis.url)
         stats = "/websocket-connections/stats"
 
         async def guess(http: httpx.AsyncClient, n: int, address: str) -> int:
@@ -146,3 +147,9 @@ async def test_a_credential_guesser_gets_one_allowance_across_processes(
             assert locked.json()["error"] == "RATE_LIMITED"
             assert locked.json()["details"]["retry_after_s"] >= 1
             assert await guess(http, 0, other) == 401  # another address: its own count
+
+            stoppable_redis.stop()
+            alone = f"198.18.{secrets.randbelow(250)}.3"
+            codes = [await guess(http, n, alone) for n in range(3 * GUESSES)]
+            assert codes == [401] * 2 * GUESSES + [429] * GUESSES, codes
+            stoppable_redis.start()
