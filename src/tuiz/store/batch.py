@@ -5,7 +5,7 @@ takes all of them and writes them in ONE statement (one round trip, one commit).
 `submit` returns only once its batch has committed, so "durable before the client is told"
 holds as with a write per item, while 100 concurrent connects cost a few commits instead of
 100. With `in_flight` 2 an item arriving while one batch is being written starts its own at
-once instead of waiting for that one's round trip (half a join's latency under a burst).
+once instead of waiting for that one's round trip.
 
 `key`: items with equal keys never share a batch nor are written by two batches at once (the
 later one waits for the earlier one's batch to commit, in submission order): a row trigger
