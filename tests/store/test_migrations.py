@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.factories import make_game, make_player
 from tuiz.store import migrations
 
 
@@ -112,3 +113,36 @@ def test_bad_file_name_is_refused(tmp_path: Path) -> None:
     (tmp_path / "create_things.sql").write_text("SELECT 1;")
     with pytest.raises(migrations.MigrationError, match="not a migration file name"):
         migrations.discover(tmp_path)
+
+
+async def test_statistics_that_cannot_be_cleared_are_not_frozen(db_url: str) -> None:
+    """20251208000000 turns statistics off on four live-table columns and clears the old ones
+    where its role may. Where it may not (no superuser, PostgreSQL < 18), ANALYZE would never
+    refresh them again; 20251208000200 hands such a column back to ANALYZE. Played here as a
+    superuser: statistics kept on one column as a non-superuser's migration would have."""
+    target = "SELECT attstattarget FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2"
+    conn = await asyncpg.connect(db_url)
+    try:
+        assert await conn.fetchval(target, "public.room_participants", "status") == 0
+        game = await make_game(conn)
+        player = await make_player(conn, game, "dev-1", "P1")
+        await conn.execute(
+            "INSERT INTO room_participants (game_id, socket_id, device_id, player_id)"
+            " VALUES ($1, 's-1', 'dev-1', $2)",
+            game,
+            player,
+        )
+        await conn.execute("ALTER TABLE room_participants ALTER COLUMN status SET STATISTICS -1")
+        await conn.execute("ANALYZE room_participants")
+        await conn.execute("ALTER TABLE room_participants ALTER COLUMN status SET STATISTICS 0")
+        assert await conn.fetchval(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'room_participants'"
+            " AND attname = 'status'"
+        )
+        sql = next(m for m in migrations.discover() if m.version == "20251208000200").path
+        await conn.execute(sql.read_text())
+        assert await conn.fetchval(target, "public.room_participants", "status") in (-1, None)
+        assert await conn.fetchval(target, "public.room_participants", "game_id") == 0
+        assert await conn.fetchval(target, "public.players", "game_id") == 0
+    finally:
+        await conn.close()
