@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 
 from tuiz.store import migrations
-from tuiz.store.db import connect
+from tuiz.store.db import connect, create_pool
 from tuiz.store.embedded import EmbeddedPostgres, database_url
 
 T = TypeVar("T")
@@ -127,6 +127,16 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on this test's database, as the server makes them (`create_pool`)."""
+    p = await create_pool(db_url, min_size=2, max_size=8)
+    try:
+        yield p
+    finally:
+        await p.close()
 
 
 @pytest.fixture(scope="session")

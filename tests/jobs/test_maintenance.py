@@ -6,11 +6,9 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from tests.factories import make_game, make_player
 from tests.servers import run_server
@@ -18,15 +16,6 @@ from tests.sioclient import Recorder, eventually
 from tuiz.config import Settings
 from tuiz.jobs import maintenance
 from tuiz.store.db import create_pool
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(db_url, max_size=4)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def _connection(

@@ -9,14 +9,12 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import asyncpg
-import pytest
 
 from tests.game.helpers import mc, quiz
 from tuiz.config import Settings
 from tuiz.game.model import Next, Question, Start, SubmitAnswer
 from tuiz.live.hub import GameHub
 from tuiz.live.runner import GameRunner
-from tuiz.store.db import create_pool
 from tuiz.store.events import EventLog
 from tuiz.store.games import GameRepository
 
@@ -44,15 +42,6 @@ class Recorded:
 
     def count(self, event: str) -> int:
         return sum(1 for _, name, _ in self.sent if name == event)
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(db_url, min_size=2, max_size=8)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 def two_questions() -> list[Question]:

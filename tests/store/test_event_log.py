@@ -18,17 +18,7 @@ import pytest
 
 from tests.factories import make_game, make_player
 from tuiz.errors import ErrorCode, TuizError
-from tuiz.store.db import create_pool
 from tuiz.store.events import PAYLOAD_MAX_BYTES, EventLog, NewEvent, StoredEvent
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(db_url, min_size=2, max_size=8)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 @pytest.fixture

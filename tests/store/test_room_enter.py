@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -16,17 +15,7 @@ from tests.factories import make_game, make_player
 from tuiz.errors import TuizError
 from tuiz.store.connections import ConnectionStatus, NewConnection
 from tuiz.store.connections_pg import _CLOSE, _ENTER, _JOIN, _LEAVE, PgConnectionStore
-from tuiz.store.db import create_pool
 from tuiz.store.rooms import PgRoomDirectory, RoomAccess
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(db_url, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def _rows(pool: asyncpg.Pool, game: uuid.UUID) -> list[tuple[str, str, str, str]]:
