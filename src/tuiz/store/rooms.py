@@ -43,6 +43,13 @@ def _game_id(room_id: str) -> uuid.UUID:
         raise TuizError(ErrorCode.NOT_FOUND, f"no game with id {room_id!r}") from None
 
 
+def _seated(game_id: uuid.UUID, player_id: uuid.UUID | None, is_host: bool | None) -> RoomAccess:
+    """A found game's access for a device: its seat's role, or a spectator without a seat."""
+    if player_id is None:
+        return RoomAccess(game_id, None, "spectator")
+    return RoomAccess(game_id, player_id, "host" if is_host else "player")
+
+
 # The game `g` and the live seat `p` of each request `b` (game_id, device_id): an index
 # lookup per request, never a pass over the game's seats. Shared with the connection store's
 # one-round-trip `enter`.
@@ -72,15 +79,9 @@ class PgRoomDirectory:
     async def _lookup(self, batch: Sequence[tuple[uuid.UUID, str]]) -> list[RoomAccess | None]:
         rows = await self._pool.fetch(_ACCESS, [g for g, _ in batch], [d for _, d in batch])
         found: dict[int, RoomAccess | None] = {}
-        for r in rows:
+        for r in rows:  # one per request (SEAT_OF_EACH: LIMIT 1)
             game_id = batch[r["i"] - 1][0]
-            if not r["found"]:
-                found[r["i"]] = None
-            elif r["player_id"] is None:
-                found.setdefault(r["i"], RoomAccess(game_id, None, "spectator"))
-            else:
-                role = "host" if r["is_host"] else "player"
-                found[r["i"]] = RoomAccess(game_id, r["player_id"], role)
+            found[r["i"]] = _seated(game_id, r["player_id"], r["is_host"]) if r["found"] else None
         return [found.get(i + 1) for i in range(len(batch))]
 
     async def access(self, room_id: str, device_id: str) -> RoomAccess:
@@ -99,10 +100,7 @@ class PgRoomDirectory:
         seat = await self._store.enter(game_id, socket_id, device_id, user_id)
         if seat is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game with id {room_id}")
-        if seat.player_id is None:
-            return RoomAccess(game_id, None, "spectator"), True
-        role = "host" if seat.is_host else "player"
-        return RoomAccess(game_id, seat.player_id, role), True
+        return _seated(game_id, seat.player_id, seat.is_host), True
 
 
 class OpenRoomDirectory:
