@@ -103,3 +103,16 @@ async def test_a_failed_batch_fails_its_callers_only() -> None:
     await writes.until_started(3)
     writes.finish(2)
     assert await again == "BAD-NO-MORE"
+
+
+async def test_items_queued_in_the_same_turn_share_a_batch() -> None:
+    """A join batch's participations are queued one after another without a pause: they go
+    in one write, not the first alone and the rest after its round trip."""
+    writes = Writes()
+    commits: GroupCommit[str, str] = GroupCommit(writes, key=lambda item: item)
+    futures = [commits.enqueue(item) for item in ("a", "b", "c")]
+    await writes.until_started(1)
+    assert writes.started == [["a", "b", "c"]]
+    writes.finish(0)
+    assert [await f for f in futures] == ["A", "B", "C"]
+    assert commits.batches == 1

@@ -59,6 +59,7 @@ class GroupCommit(Generic[T, R]):
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._writing: set[asyncio.Task[None]] = set()
         self._busy: set[Hashable] = set()  # keys of the items being written
+        self._starting = False  # a batch's task is started and has not taken its items yet
         self.batches = 0
 
     async def submit(self, item: T) -> R:
@@ -74,14 +75,21 @@ class GroupCommit(Generic[T, R]):
         return future
 
     def _start(self) -> None:
-        """Start batches while a slot is free and the queue holds an item that may go."""
-        while self._queue and len(self._writing) < self._in_flight:
-            batch = self._take()
-            if not batch:
-                return  # every queued item waits for a key being written
-            task = asyncio.create_task(self._run(batch), name="tuiz-group-commit")
-            self._writing.add(task)
-            task.add_done_callback(self._done)
+        """Start a batch when a slot is free and the queue holds an item that may go. The
+        batch is taken when its task first runs, so whatever is queued in the same turn of
+        the loop (a join batch's participations, sockets read together) goes with it."""
+        if self._starting or len(self._writing) >= self._in_flight or not self._ready():
+            return
+        self._starting = True
+        task = asyncio.create_task(self._run(), name="tuiz-group-commit")
+        self._writing.add(task)
+        task.add_done_callback(self._done)
+
+    def _ready(self) -> bool:
+        """Whether a queued item may go now (not every one waits for a key being written)."""
+        if self._key is None or not self._busy:
+            return bool(self._queue)
+        return any(self._key(item) not in self._busy for item, _ in self._queue)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._writing.discard(task)
@@ -105,10 +113,13 @@ class GroupCommit(Generic[T, R]):
         self._queue = later
         return batch
 
-    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        """Write `batch`, then whatever queued meanwhile, in this task: the next batch starts
+    async def _run(self) -> None:
+        """Write a batch, then whatever queued meanwhile, in this task: the next batch starts
         in the same turn of the loop (a new task would wait a turn or two, under load
         milliseconds, for each batch of a one-at-a-time writer)."""
+        self._starting = False
+        batch = self._take()
+        self._start()  # what this batch left (keys it holds, max_batch) may start another
         while batch:
             try:
                 await self._flush(batch)
