@@ -50,6 +50,7 @@ RELOAD_RETRY_MIN = 0.1  # seconds between attempts to reload a broken game, doub
 RELOAD_RETRY_MAX = 2.0
 # device, name, the join key's hash, seated callback
 SeatRequest = tuple[str, str, str | None, Callable[[str], None] | None]
+SeatResult = tuple[str, "asyncio.Future[None] | None"] | Exception
 NOT_ENGINE_MAX = 10_000  # remembered games that are not engine games (then forgotten at once)
 
 CREATED = "game:created"
@@ -273,6 +274,10 @@ class GameHub:
         if record is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id}")
         await self.leases.claim(gid)
+        if game_id in self._reloading:
+            # The broken runner's events still queued (a join batch's, whose seats were
+            # written before the next batch broke it) are in the log before it is read.
+            await self.events.settled()
         self.events.resume(gid)  # the old runner is gone: its game's events are welcome again
         began = time.monotonic()
         try:
@@ -433,7 +438,9 @@ class GameHub:
 
         Joins arriving while a batch of them is being written are decided one after another
         in the next batch, whose seats are written in one statement and whose events in one
-        log write (a lobby filling up costs a few commits, not two per player).
+        log write (a lobby filling up costs a few commits, not two per player). A batch's
+        events are queued on the log in the order they were decided, and the next batch's
+        seats are written while they commit: one commit per batch on the way, not two.
 
         `seated(player_id)` runs once the seat's rows are committed, before its events are:
         what needs the row (the socket's participation) can be written meanwhile.
@@ -443,14 +450,19 @@ class GameHub:
         if runner.joins is None:
             runner.joins = GroupCommit(partial(self._join_batch, runner), max_batch=500)
         # A retry goes through the batch too: it answers once the first join is committed.
-        result = await runner.joins.submit((device_id, name, key_hash, seated))
+        result: SeatResult = await runner.joins.submit((device_id, name, key_hash, seated))
         if isinstance(result, Exception):
             raise result
-        return result
+        player_id, logged = result
+        if logged is not None:
+            await asyncio.shield(logged)
+        return player_id
 
     async def _join_batch(
         self, runner: GameRunner, batch: Sequence[SeatRequest]
-    ) -> list[str | Exception]:
+    ) -> list[SeatResult]:
+        """Decide the batch's joins, write their seats, queue their events; each seat comes
+        with the write its join waits for (None: nothing left to wait for)."""
         results: list[str | Exception] = []
         seats: list[NewSeat] = []
         applied: list[tuple[list[Event], Command]] = []
@@ -460,7 +472,7 @@ class GameHub:
                 return [unavailable for _ in batch]
             for device_id, name, key_hash, _ in batch:
                 retried = runner.game.retried_seat(device_id, key_hash)
-                if retried is not None:  # its seat, committed: nothing to write
+                if retried is not None:  # its seat: nothing to write, the first join's wait
                     results.append(retried.id)
                     continue
                 player_id = str(uuid.uuid4())
@@ -481,19 +493,25 @@ class GameHub:
                 seats.append(NewSeat(uuid.UUID(player_id), device_id, " ".join(name.split())))
                 applied.append((events, command))
             if not applied:
-                return results
+                return [_waiting(runner, r) for r in results]
             fresh = {str(seat.player_id) for seat in seats}
             try:
                 await self._add_seats(runner, seats)
             except Exception as exc:
                 # Memory holds seats the tables refused: rebuild the game from its log.
                 self.reload_broken(runner)
-                return [exc if isinstance(r, str) and r in fresh else r for r in results]
+                return [
+                    exc if isinstance(r, str) and r in fresh else _waiting(runner, r)
+                    for r in results
+                ]
             for (_, _, _, seated), result in zip(batch, results, strict=True):
                 if seated is not None and isinstance(result, str) and result in fresh:
                     seated(result)
-            await runner.commit_applied(applied)
-        return results
+            logged = runner.log_applied(applied)
+            for player_id in fresh:
+                runner.joining[player_id] = logged
+            logged.add_done_callback(partial(_joined, runner, fresh))
+            return [_waiting(runner, r) for r in results]
 
     async def _add_seats(self, runner: GameRunner, seats: list[NewSeat]) -> None:
         """Write the seats' rows. A row the game does not know (its join's log write was cut
@@ -516,6 +534,22 @@ class GameHub:
             log.warning("orphan_seats_dropped", game_id=runner.game_id, count=len(orphans))
             await self.games.drop_seats(runner.record.id, orphans)
             await self.games.add_players(runner.record.id, seats)
+
+
+def _waiting(runner: GameRunner, result: str | Exception) -> SeatResult:
+    """A seat and the write of its join still being committed, if any."""
+    if isinstance(result, Exception):
+        return result
+    return result, runner.joining.get(result)
+
+
+def _joined(runner: GameRunner, player_ids: set[str], logged: asyncio.Future[None]) -> None:
+    """A batch's events are written (or refused: its joiners were told)."""
+    for player_id in player_ids:
+        if runner.joining.get(player_id) is logged:
+            del runner.joining[player_id]
+    if not logged.cancelled():
+        logged.exception()  # its joiners got it; a joiner gone meanwhile needs no warning
 
 
 def hash_join_key(join_key: str) -> str:

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tuiz.errors import ErrorCode, TuizError
@@ -129,13 +129,15 @@ class GameRunner:
         self.seats = Seats()
         self._emit_lock = asyncio.Lock()
         self._join_lock = asyncio.Lock()
-        self.joins: GroupCommit[Any, str | Exception] | None = None  # the hub's join batches
+        self.joins: GroupCommit[Any, Any] | None = None  # the hub's join batches
+        self.joining: dict[str, asyncio.Future[None]] = {}  # seat -> its join's log write
         self._pending_answers: dict[tuple[str, str], asyncio.Future[list[StoredEvent]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self._projection_task: asyncio.Task[None] | None = None
         self._projection_dirty = False
         self._scores_dirty = True  # the first save writes everything (also after a reload)
+        self._saved: GameProjection | None = None  # the last projection written, no scores
         self._host_grace: asyncio.TimerHandle | None = None
         self._retire: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -171,7 +173,7 @@ class GameRunner:
                 self._reschedule()  # the timer fired a hair early: wait for the real deadline
             return []
         self._reschedule()
-        write = asyncio.ensure_future(self._persist([(events, command)]))
+        write = self._persist([(events, command)])
         if isinstance(command, SubmitAnswer) and command.actor is not None:
             key = (command.actor, command.question_id)
             self._pending_answers[key] = write
@@ -181,21 +183,31 @@ class GameRunner:
         return stored
 
     def apply(self, command: Command) -> list[Event]:
-        """Decide and apply in memory only; `commit_applied` makes the events durable and
+        """Decide and apply in memory only; `log_applied` makes the events durable and
         publishes them (for commands decided one after another, then written together)."""
         if self.broken:
             raise TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
         return self.game.handle(command, now_ms())
 
-    async def commit_applied(self, applied: list[tuple[list[Event], Command]]) -> None:
-        """What `execute` does after applying, for several applied commands in one write."""
+    def log_applied(self, applied: list[tuple[list[Event], Command]]) -> asyncio.Future[None]:
+        """What `execute` does after applying, for several applied commands in one write: the
+        events are queued on the log by this call (so a caller holding a lock may let it go
+        before they commit); the future settles once they are durable and published."""
         self._reschedule()
-        stored = await self._persist(applied)
-        await self._after([e for events, _ in applied for e in events], stored)
+        write = self._persist(applied)
 
-    async def _persist(self, applied: list[tuple[list[Event], Command]]) -> list[StoredEvent]:
+        async def publish() -> None:
+            await self._after([e for events, _ in applied for e in events], await write)
+
+        return asyncio.ensure_future(publish())
+
+    def _persist(
+        self, applied: list[tuple[list[Event], Command]]
+    ) -> asyncio.Future[list[StoredEvent]]:
+        """Queue the events on the log now, in the order they were applied; the future gives
+        them stored. A refusal (now or at the commit) rebuilds the game from the log."""
         try:
-            return await self.hub.events.append_many(
+            queued = self.hub.events.submit_many(
                 (
                     NewEvent(
                         game_id=self.record.id,
@@ -210,15 +222,28 @@ class GameRunner:
                 ordered=True,
             )
         except Exception as exc:
-            # Memory now holds events the log refused: rebuild from the log (the hub does as
-            # soon as the database answers, so timers and seats carry on).
-            self.hub.reload_broken(self)
-            if isinstance(exc, TuizError):
-                raise
-            log.warning("game_events_not_persisted", game_id=self.game_id, error=repr(exc))
-            raise TuizError(
-                ErrorCode.UNAVAILABLE, "the game could not be saved just now; try again"
-            ) from exc
+            failed: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(self._refused(exc))
+            return failed
+        return asyncio.ensure_future(self._stored(queued))
+
+    async def _stored(self, queued: list[asyncio.Future[StoredEvent]]) -> list[StoredEvent]:
+        done = await asyncio.gather(*queued, return_exceptions=True)
+        for result in done:
+            if isinstance(result, BaseException):
+                raise self._refused(result)
+        return done  # type: ignore[return-value]  # no exceptions left
+
+    def _refused(self, exc: BaseException) -> BaseException:
+        """Memory now holds events the log refused: rebuild from the log (the hub does as soon
+        as the database answers, so timers and seats carry on). The caller's error."""
+        self.hub.reload_broken(self)
+        if isinstance(exc, TuizError) or not isinstance(exc, Exception):
+            return exc
+        log.warning("game_events_not_persisted", game_id=self.game_id, error=repr(exc))
+        error = TuizError(ErrorCode.UNAVAILABLE, "the game could not be saved just now; try again")
+        error.__cause__ = exc
+        return error
 
     async def answer(self, command: SubmitAnswer) -> AnswerAccepted:
         """An answer acknowledged only once durable; a retry with the same id gets the same.
@@ -380,8 +405,12 @@ class GameRunner:
         while self._projection_dirty:
             self._projection_dirty = False
             with_scores, self._scores_dirty = self._scores_dirty, False
+            projection = self.projection(with_scores=with_scores)
+            if not with_scores and projection == self._saved:
+                continue  # what the tables hold already (a lobby filling up changes none of it)
             try:
-                await self.hub.games.save(self.projection(with_scores=with_scores))
+                await self.hub.games.save(projection)
+                self._saved = replace(projection, scores=[])
             except Exception as exc:
                 self._projection_dirty = True
                 self._scores_dirty = self._scores_dirty or with_scores

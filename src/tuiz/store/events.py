@@ -495,6 +495,18 @@ class EventLog:
         self._check_running()
         return self._enqueue(event, validate(event))
 
+    def submit_many(
+        self, events: Iterable[NewEvent], *, ordered: bool = False
+    ) -> list[asyncio.Future[StoredEvent]]:
+        """Queue events now, in order (all validated first; none queued if one is invalid or
+        an ordered event's game is fenced): their place in their games' order is taken by this
+        call. Each future settles once its event is committed."""
+        self._check_running()
+        batch = [(e, validate(e)) for e in events]
+        if ordered and any(e.game_id in self._fenced for e, _ in batch):
+            raise TuizError(ErrorCode.UNAVAILABLE, "this game is being reloaded; try again")
+        return [self._enqueue(e, p, ordered) for e, p in batch]
+
     async def append_many(
         self, events: Iterable[NewEvent], *, ordered: bool = False
     ) -> list[StoredEvent]:
@@ -504,12 +516,9 @@ class EventLog:
         `ordered`: the events were decided against the game's earlier ordered events; if a
         batch holding some of those fails, these are refused too, until `resume(game)`.
         """
-        self._check_running()
-        batch = [(e, validate(e)) for e in events]
-        if ordered and any(e.game_id in self._fenced for e, _ in batch):
-            raise TuizError(ErrorCode.UNAVAILABLE, "this game is being reloaded; try again")
-        futures = [self._enqueue(e, p, ordered) for e, p in batch]
-        done = await asyncio.gather(*futures, return_exceptions=True)
+        done = await asyncio.gather(
+            *self.submit_many(events, ordered=ordered), return_exceptions=True
+        )
         for result in done:
             if isinstance(result, BaseException):
                 raise result
