@@ -485,3 +485,60 @@ async def test_a_join_whose_reply_was_lost_is_answered_again_with_its_key(
     assert joined[1]["playersCount"] == 2
     assert (await host.command("game:lock", locked=True))["ok"]
     await again.expect("game:room-locked")
+
+
+async def _seat_write_waiting(db: asyncpg.Connection) -> bool:
+    waiting: int = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database() AND query LIKE '%INSERT INTO public.players%'"
+    )
+    return waiting > 0
+
+
+async def test_a_join_writes_seat_and_participation_in_one_commit_and_a_close_waits_for_it(
+    server: ServerProcess, db_url: str, closing: list[Recorder]
+) -> None:
+    """The seat and the joining socket's participation are one commit; a socket that closes
+    while that commit waits has its participation ended once it lands, never left active."""
+    _, _, game = await _setup(server, db_url, closing, 0)
+    alice = await join_player(server.url, game["game_code"], "Alice")
+    closing.append(alice.client)
+    db = await asyncpg.connect(db_url)
+    try:
+        same_commit = await db.fetchval(
+            "SELECT p.xmin::text = rp.xmin::text FROM public.players p"
+            " JOIN public.room_participants rp ON rp.player_id = p.id WHERE p.device_id = $1",
+            alice.device_id,
+        )
+        assert same_commit is True
+
+        blocker = await asyncpg.connect(db_url)
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute(  # a seat's row checks its game's row: the join waits there
+            "SELECT 1 FROM public.games WHERE id = $1 FOR UPDATE", game["id"]
+        )
+        bob = await Recorder(server.url).connect()
+        closing.append(bob)
+        await bob.register("dev-bob-gone")
+        await bob.sio.emit("game:join", {"pin": game["game_code"], "nickname": "Bob"})
+        assert await eventually(lambda: _seat_write_waiting(db))
+        await bob.close()  # gone before its join is written
+        await tx.rollback()
+        await blocker.close()
+
+        async def ended() -> object:
+            return await db.fetchval(
+                "SELECT rp.status::text FROM public.room_participants rp"
+                " JOIN public.websocket_connections wc ON wc.socket_id = rp.socket_id"
+                " WHERE rp.device_id = 'dev-bob-gone' AND wc.status <> 'active'"
+            )
+
+        assert await eventually(ended) == "disconnected"
+        active = await db.fetchval(
+            "SELECT count(*) FROM public.room_participants"
+            " WHERE device_id = 'dev-bob-gone' AND status = 'active'"
+        )
+        assert active == 0
+    finally:
+        await db.close()

@@ -14,6 +14,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -48,8 +49,20 @@ log = get_logger(__name__)
 
 RELOAD_RETRY_MIN = 0.1  # seconds between attempts to reload a broken game, doubling
 RELOAD_RETRY_MAX = 2.0
-# device, name, the join key's hash, seated callback
-SeatRequest = tuple[str, str, str | None, Callable[[str], None] | None]
+
+
+@dataclass(slots=True)
+class JoiningSocket:
+    """The socket a join comes from: its participation is written with the seat (one commit
+    for both); `written` says whether it was (not for a retry answered with its seat)."""
+
+    socket_id: str
+    user_id: uuid.UUID | None
+    written: bool = False
+
+
+# device, name, the join key's hash, the joining socket
+SeatRequest = tuple[str, str, str | None, JoiningSocket | None]
 SeatResult = tuple[str, "asyncio.Future[None] | None"] | Exception
 NOT_ENGINE_MAX = 10_000  # remembered games that are not engine games (then forgotten at once)
 
@@ -425,7 +438,7 @@ class GameHub:
         name: str,
         *,
         join_key: str | None = None,
-        seated: Callable[[str], None] | None = None,
+        socket: JoiningSocket | None = None,
     ) -> str:
         """A new seat for this device: engine rules first, then the row.
 
@@ -442,15 +455,14 @@ class GameHub:
         events are queued on the log in the order they were decided, and the next batch's
         seats are written while they commit: one commit per batch on the way, not two.
 
-        `seated(player_id)` runs once the seat's rows are committed, before its events are:
-        what needs the row (the socket's participation) can be written meanwhile.
+        `socket`'s participation is written with the seat, in the same commit.
         """
         key_hash = hash_join_key(join_key) if join_key is not None else None
         _refuse_seated(runner, device_id, key_hash)
         if runner.joins is None:
             runner.joins = GroupCommit(partial(self._join_batch, runner), max_batch=500)
         # A retry goes through the batch too: it answers once the first join is committed.
-        result: SeatResult = await runner.joins.submit((device_id, name, key_hash, seated))
+        result: SeatResult = await runner.joins.submit((device_id, name, key_hash, socket))
         if isinstance(result, Exception):
             raise result
         player_id, logged = result
@@ -470,7 +482,7 @@ class GameHub:
             if runner.broken:  # memory may hold seats the log refused: none is answered from it
                 unavailable = TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
                 return [unavailable for _ in batch]
-            for device_id, name, key_hash, _ in batch:
+            for device_id, name, key_hash, socket in batch:
                 retried = runner.game.retried_seat(device_id, key_hash)
                 if retried is not None:  # its seat: nothing to write, the first join's wait
                     results.append(retried.id)
@@ -490,7 +502,9 @@ class GameHub:
                     results.append(exc)
                     continue
                 results.append(player_id)
-                seats.append(NewSeat(uuid.UUID(player_id), device_id, " ".join(name.split())))
+                sid, user_id = (socket.socket_id, socket.user_id) if socket else (None, None)
+                name = " ".join(name.split())
+                seats.append(NewSeat(uuid.UUID(player_id), device_id, name, sid, user_id))
                 applied.append((events, command))
             if not applied:
                 return [_waiting(runner, r) for r in results]
@@ -504,9 +518,9 @@ class GameHub:
                     exc if isinstance(r, str) and r in fresh else _waiting(runner, r)
                     for r in results
                 ]
-            for (_, _, _, seated), result in zip(batch, results, strict=True):
-                if seated is not None and isinstance(result, str) and result in fresh:
-                    seated(result)
+            for (_, _, _, socket), result in zip(batch, results, strict=True):
+                if socket is not None and isinstance(result, str) and result in fresh:
+                    socket.written = True
             logged = runner.log_applied(applied)
             for player_id in fresh:
                 runner.joining[player_id] = logged

@@ -36,13 +36,12 @@ from tuiz.game.model import (
 )
 from tuiz.limits import AbuseLimits
 from tuiz.live.commands import answer_command
-from tuiz.live.hub import GameHub
+from tuiz.live.hub import GameHub, JoiningSocket
 from tuiz.live.publisher import Body
 from tuiz.live.runner import GameRunner
 from tuiz.live.views import answer_accepted, board
 from tuiz.realtime.protocol import JoinKey, Payload, parse
 from tuiz.realtime.server import Client, Handler, Realtime, watchers_room
-from tuiz.store.connections import Participation
 from tuiz.store.games import GameRepository
 from tuiz.store.rooms import RoomAccess
 
@@ -267,30 +266,19 @@ class GameSockets:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game with PIN {payload.pin}")
         await self.limits.join(client.ip)
         runner = await self.hub.get(record.id)
-        participation: list[asyncio.Future[None]] = []
-        device, caller = client.device_id, client.caller.user_id
-
-        def seated(player_id: str) -> None:
-            """The seat's row is in: write this socket's participation while the join's
-            events commit (the acknowledgement waits for both)."""
-            row = Participation(
-                runner.record.id, client.sid, device, uuid.UUID(player_id), "player", caller
-            )
-            participation.append(asyncio.ensure_future(self.realtime.store.join(row)))
-
-        early = runner.room not in client.rooms  # else _bind writes no participation
-        try:
-            player_id = await self.hub.join(
-                runner,
-                device,
-                payload.nickname,
-                join_key=payload.join_key,
-                seated=seated if early else None,
-            )
-        finally:
-            for written in participation:
-                await written  # its failure fails the join, as before
-        await self._bind(client, runner, player_id, recorded=bool(participation))
+        # Its participation is written with the seat (else _bind writes none: in the room).
+        socket = JoiningSocket(client.sid, client.caller.user_id)
+        early = runner.room not in client.rooms
+        join = self.hub.join(
+            runner,
+            client.device_id,
+            payload.nickname,
+            join_key=payload.join_key,
+            socket=socket if early else None,
+        )
+        # The socket's close waits for it, as for the rows the connection store writes.
+        player_id = await self.realtime.store.track(client.sid, asyncio.ensure_future(join))
+        await self._bind(client, runner, player_id, recorded=socket.written)
         return {
             "ok": True,
             "gameId": runner.game_id,

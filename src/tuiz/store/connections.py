@@ -6,12 +6,15 @@ One interface, two implementations side by side (`connections_pg.py` for product
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
+
+R = TypeVar("R")
 
 
 class ConnectionStatus(StrEnum):
@@ -72,6 +75,10 @@ class ConnectionStore(Protocol):
 
     async def leave(self, socket_id: str, game_id: UUID) -> ClosedParticipation | None:
         """End the socket's active participation in the game, if it has one."""
+
+    async def track(self, socket_id: str, write: asyncio.Future[R]) -> R:
+        """Await a write of the socket's rows made elsewhere (a seat's participation, written
+        with the seat): its close and leave wait for it as for the socket's own."""
 
     async def active_sockets(self, game_id: UUID) -> list[str]:
         """Socket ids with an active participation in the game, on any process."""

@@ -6,10 +6,12 @@ per device and game, sweeps) so the shared contract test holds for both.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from tuiz.store.connections import (
@@ -19,6 +21,8 @@ from tuiz.store.connections import (
     OpenedConnection,
     Participation,
 )
+
+R = TypeVar("R")
 
 
 def _now() -> datetime:
@@ -117,6 +121,9 @@ class MemoryConnectionStore:
                 self._end(p, ConnectionStatus.DISCONNECTED, _now())
                 return p.closed()
         return None
+
+    async def track(self, socket_id: str, write: asyncio.Future[R]) -> R:
+        return await write  # every write here is done before the next event is handled
 
     async def active_sockets(self, game_id: UUID) -> list[str]:
         return [

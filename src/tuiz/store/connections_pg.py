@@ -78,7 +78,7 @@ RETURNING rp.game_id, rp.player_id, rp.device_id
 # hash them against the batch, a pass over every active participation per batch of joiners
 # (7,927 rows read for 8 at 5,000 players). The LIMIT keeps each lookup a subquery the
 # planner cannot turn around.
-_END_ACTIVE = """  UPDATE public.room_participants SET status = 'disconnected', left_at = now()
+END_ACTIVE = """  UPDATE public.room_participants SET status = 'disconnected', left_at = now()
    WHERE id = ANY (ARRAY(
          SELECT r.id FROM {rows}
            CROSS JOIN LATERAL (
@@ -100,7 +100,7 @@ WITH b AS (
            AS b(game_id, socket_id, device_id, player_id, user_id, role, metadata)
 ), ended AS (
 """
-    + _END_ACTIVE.format(rows="b")
+    + END_ACTIVE.format(rows="b")
     + """
 )
 INSERT INTO public.room_participants
@@ -127,7 +127,7 @@ WITH b AS (
     + """
 ), ended AS (
 """
-    + _END_ACTIVE.format(rows="(SELECT * FROM seat WHERE player_id IS NOT NULL) b")
+    + END_ACTIVE.format(rows="(SELECT * FROM seat WHERE player_id IS NOT NULL) b")
     + """
 ), written AS (
   INSERT INTO public.room_participants (game_id, socket_id, device_id, player_id, user_id, role)
@@ -175,7 +175,7 @@ class PgConnectionStore:
             self._write_opens, key=lambda c: c.device_id
         )
         self._joins: GroupCommit[Participation, None] = GroupCommit(
-            self._write_joins, key=lambda p: (p.game_id, p.device_id)
+            self._write_joins, key=lambda p: (p.game_id, p.device_id), in_flight=2
         )
         self._enters: GroupCommit[tuple[UUID, str, str, UUID | None], Seat | None] = GroupCommit(
             self._write_enters, key=lambda e: (e[0], e[2]), in_flight=2
@@ -231,12 +231,13 @@ class PgConnectionStore:
         """The device's seat in the game (player_id None: no seat), its participation written
         when it has one; None when there is no such game. A lookup and a `join` in one round
         trip."""
-        return await self._queued(
+        return await self.track(
             socket_id, self._enters.enqueue((game_id, socket_id, device_id, user_id))
         )
 
-    async def _queued(self, socket_id: str, future: asyncio.Future[R]) -> R:
-        """Await a queued row, keeping it visible to the socket's close and leave."""
+    async def track(self, socket_id: str, future: asyncio.Future[R]) -> R:
+        """Await a queued row (this store's, or one written with a seat), keeping it visible
+        to the socket's close and leave."""
         pending = self._pending.setdefault(socket_id, set())
         pending.add(future)
         try:
@@ -253,7 +254,7 @@ class PgConnectionStore:
             await asyncio.wait(set(pending))
 
     async def open(self, connection: NewConnection) -> OpenedConnection:
-        return await self._queued(connection.socket_id, self._opens.enqueue(connection))
+        return await self.track(connection.socket_id, self._opens.enqueue(connection))
 
     async def heartbeat(self, socket_ids: Collection[str]) -> int:
         if not socket_ids:
@@ -267,7 +268,7 @@ class PgConnectionStore:
         return [ClosedParticipation(r["game_id"], r["player_id"], r["device_id"]) for r in rows]
 
     async def join(self, participation: Participation) -> None:
-        await self._queued(participation.socket_id, self._joins.enqueue(participation))
+        await self.track(participation.socket_id, self._joins.enqueue(participation))
 
     async def leave(self, socket_id: str, game_id: UUID) -> ClosedParticipation | None:
         await self._settled(socket_id)

@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 
 from tuiz.errors import ErrorCode, TuizError
+from tuiz.store.connections_pg import END_ACTIVE
 from tuiz.store.db import Conn
 
 PIN_ATTEMPTS = 50
@@ -62,6 +63,36 @@ def _record(row: asyncpg.Record) -> GameRecord:
 
 def _ts(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+# Seats (players, game_player_data) and, for a seat taken from a socket, its participation:
+# the device's older active participation in the game ended first (`END_ACTIVE`), as the
+# connection store's own join does.
+_ADD_PLAYERS = (
+    """
+WITH b AS (
+  SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::varchar[], $6::uuid[])
+           AS b(id, device_id, name, socket_id, user_id)
+), p AS (
+  INSERT INTO public.players (id, game_id, device_id, player_name)
+  SELECT b.id, $1, b.device_id, b.name FROM b
+  RETURNING id, device_id
+), d AS (
+  INSERT INTO public.game_player_data (player_id, player_device_id, game_id)
+  SELECT p.id, p.device_id, $1 FROM p
+), ended AS (
+"""
+    + END_ACTIVE.format(
+        rows="(SELECT $1::uuid AS game_id, device_id FROM b WHERE socket_id IS NOT NULL) b"
+    )
+    + """
+)
+INSERT INTO public.room_participants (game_id, socket_id, device_id, player_id, user_id, role)
+SELECT $1, b.socket_id, b.device_id, b.id, b.user_id, 'player'
+  FROM b, (SELECT count(*) FROM ended) AS done
+ WHERE b.socket_id IS NOT NULL
+"""
+)
 
 
 class GameRepository:
@@ -166,24 +197,18 @@ class GameRepository:
             )
 
     async def add_players(self, game_id: uuid.UUID, seats: Sequence[NewSeat]) -> None:
-        """Seats and their score rows, in one statement (one commit for a burst of joins);
-        the unique indexes are the last word on races: any conflict writes none of them."""
+        """Seats, their score rows and their sockets' participations, in one statement (one
+        commit for a burst of joins); the unique indexes are the last word on races: any
+        conflict writes none of them."""
         try:
             await self._pool.execute(
-                """
-                WITH p AS (
-                  INSERT INTO public.players (id, game_id, device_id, player_name)
-                  SELECT b.id, $1, b.device_id, b.name
-                    FROM unnest($2::uuid[], $3::text[], $4::text[]) AS b(id, device_id, name)
-                  RETURNING id, device_id
-                )
-                INSERT INTO public.game_player_data (player_id, player_device_id, game_id)
-                SELECT p.id, p.device_id, $1 FROM p
-                """,
+                _ADD_PLAYERS,
                 game_id,
                 [s.player_id for s in seats],
                 [s.device_id for s in seats],
                 [s.name for s in seats],
+                [s.socket_id for s in seats],
+                [s.user_id for s in seats],
             )
         except asyncpg.UniqueViolationError as exc:
             if "name" in str(exc.constraint_name or ""):
@@ -338,11 +363,14 @@ class GameRepository:
 
 @dataclass(frozen=True, slots=True)
 class NewSeat:
-    """A player's row to add (`add_players`)."""
+    """A player's row to add (`add_players`), with the joining socket's participation when
+    `socket_id` is set (the seat's commit records it too: one commit, not two in a row)."""
 
     player_id: uuid.UUID
     device_id: str
     name: str
+    socket_id: str | None = None
+    user_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
