@@ -97,6 +97,16 @@ async def log_held(pool: asyncpg.Pool, game_id: uuid.UUID) -> AsyncIterator[None
             await tx.rollback()
 
 
+async def writer_waiting(pool: asyncpg.Pool, query: str = "%") -> int | None:
+    """The backend of a statement (its text LIKE `query`) waiting on a lock (for `eventually`)."""
+    pid: int | None = await pool.fetchval(
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database() AND query LIKE $1",
+        query,
+    )
+    return pid
+
+
 async def waiting_on_locks(pool: asyncpg.Pool, n: int = 1) -> bool | None:
     """True once `n` statements of this database wait on a lock (for `eventually`)."""
     waiting: int = await pool.fetchval(

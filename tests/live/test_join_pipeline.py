@@ -10,7 +10,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from tests.live.conftest import Recorded, answering_game, log_held, two_questions
+from tests.live.conftest import Recorded, answering_game, log_held, two_questions, writer_waiting
 from tests.sioclient import eventually
 from tuiz.live.hub import GameHub
 from tuiz.live.runner import GameRunner
@@ -65,14 +65,6 @@ async def test_the_next_joins_are_seated_while_the_last_ones_commit(pool: asyncp
     assert [str(r["player_id"]) for r in rows] == [alice_id, bob_id]
 
 
-async def _seat_writer_waiting(pool: asyncpg.Pool) -> int | None:
-    pid: int | None = await pool.fetchval(
-        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        " AND datname = current_database() AND query LIKE '%INSERT INTO public.players%'"
-    )
-    return pid
-
-
 async def test_a_seat_write_cut_off_behind_a_queued_batch_keeps_that_batch(
     pool: asyncpg.Pool,
 ) -> None:
@@ -105,7 +97,7 @@ async def test_a_seat_write_cut_off_behind_a_queued_batch_keeps_that_batch(
             # Seat rows check the game's row: Bob's waits there, and is cut off.
             await blocker.execute("SELECT 1 FROM public.games WHERE id = $1 FOR UPDATE", game_id)
             bob = asyncio.ensure_future(hub.join(runner, "dev-bob", "Bob"))
-            pid = await eventually(lambda: _seat_writer_waiting(pool))
+            pid = await eventually(lambda: writer_waiting(pool, "%INSERT INTO public.players%"))
             assert pid is not None, "Bob's seat write never reached the database"
             assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
             with pytest.raises(Exception):  # noqa: B017  (the lost connection's own error)

@@ -21,20 +21,13 @@ from tests.live.conftest import (
     log_held,
     open_first_question,
     two_questions,
+    writer_waiting,
 )
 from tests.sioclient import eventually
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.live.hub import GameHub
 from tuiz.live.runner import GameRunner
 from tuiz.store.events import EventLog
-
-
-async def _waiting_writer(pool: asyncpg.Pool) -> int | None:
-    pid: int | None = await pool.fetchval(
-        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        " AND datname = current_database()"
-    )
-    return pid
 
 
 async def _cut_off_in_flight(
@@ -44,7 +37,7 @@ async def _cut_off_in_flight(
     once its batch waits there, and check the call fails with UNAVAILABLE."""
     async with log_held(pool, runner.record.id):
         first = asyncio.ensure_future(call)
-        pid = await eventually(lambda: _waiting_writer(pool))
+        pid = await eventually(lambda: writer_waiting(pool))
         assert pid is not None, "the write never reached the database"
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
         with pytest.raises(TuizError) as refused:
