@@ -207,6 +207,8 @@ class GameHub:
         runner = self.runners.get(key)
         if runner is not None:
             return runner
+        if key in self._not_engine:  # every room:join of such a room asks: no task for it
+            raise NotAnEngineGame(ErrorCode.NOT_FOUND, f"game {key} has no creation event")
         loading = self._loading.get(key)
         if loading is None:
             loading = asyncio.ensure_future(self._load(key))
@@ -281,8 +283,6 @@ class GameHub:
             gid = uuid.UUID(game_id)
         except ValueError:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id!r}") from None
-        if game_id in self._not_engine:
-            raise TuizError(ErrorCode.NOT_FOUND, f"game {game_id} has no creation event")
         record = await self.games.get(gid)
         if record is None:
             raise TuizError(ErrorCode.NOT_FOUND, f"no game {game_id}")
