@@ -1,7 +1,8 @@
 """A lobby filling up: the next batch of joins has its seats written while the last batch's
-events commit (one commit per batch on the way instead of two), yet no join, nor a retry of
-one, is answered before its own events are in the log, and the log keeps the order in which
-the joins were decided. A lobby's joins rewrite no game row the projection already holds."""
+events commit, yet no join, nor a retry of one, is answered before its own events are in the
+log (nor at all when they are refused), the log keeps the order in which the joins were
+decided, and a game rebuilt meanwhile has every answered join. A lobby's joins do not
+rewrite the projection's rows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 
 from tests.live.conftest import Recorded, answering_game, log_held, two_questions, writer_waiting
 from tests.sioclient import eventually
+from tuiz.errors import ErrorCode, TuizError
+from tuiz.game.model import Lock
 from tuiz.live.hub import GameHub
 from tuiz.live.runner import GameRunner
 from tuiz.store.events import EventLog
@@ -118,13 +121,52 @@ async def test_a_seat_write_cut_off_behind_a_queued_batch_keeps_that_batch(
         await hub.close()
 
 
+async def test_a_retry_is_not_answered_when_the_join_it_waits_for_is_refused(
+    pool: asyncpg.Pool,
+) -> None:
+    """Alice's retry is decided (with Bob's join) while her first join's events are being
+    written; that write is cut off: her retry, and Bob's join in the same batch, are refused,
+    and the rebuilt game has neither of them."""
+    async with EventLog(pool, flushers=1) as events:
+        hub, runner = await answering_game(pool, events, Recorded(), two_questions())
+        game_id = runner.record.id
+        async with pool.acquire() as blocker:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute(
+                "SELECT 1 FROM public.game_event_counters WHERE game_id = $1 FOR UPDATE", game_id
+            )
+            alice = asyncio.ensure_future(hub.join(runner, "dev-alice", "Alice", join_key=KEY))
+            log_writer = await eventually(lambda: writer_waiting(pool, "%fence%"))
+            assert log_writer is not None, "Alice's events never reached the database"
+            await blocker.execute("SELECT 1 FROM public.games WHERE id = $1 FOR UPDATE", game_id)
+            bob = asyncio.ensure_future(hub.join(runner, "dev-bob", "Bob"))
+            retry = asyncio.ensure_future(hub.join(runner, "dev-alice", "Alice", join_key=KEY))
+            assert await eventually(lambda: writer_waiting(pool, "%INSERT INTO public.players%"))
+            assert await pool.fetchval("SELECT pg_terminate_backend($1)", log_writer)
+            with pytest.raises(TuizError) as refused:
+                await alice
+            assert refused.value.code is ErrorCode.UNAVAILABLE
+            await tx.rollback()
+        for join in (retry, bob):
+            with pytest.raises(TuizError) as refused:
+                await join
+            assert refused.value.code is ErrorCode.UNAVAILABLE
+        reloaded = await eventually(lambda: _loaded(hub, runner.game_id))
+        assert isinstance(reloaded, GameRunner) and reloaded is not runner
+        assert reloaded.game.player_by_device("dev-alice") is None
+        assert reloaded.game.player_by_device("dev-bob") is None
+        await hub.close()
+
+
 async def _loaded(hub: GameHub, game_id: str) -> GameRunner | None:
     return hub.runners.get(game_id)
 
 
-async def test_a_filling_lobby_leaves_the_game_rows_alone(pool: asyncpg.Pool) -> None:
+async def test_a_filling_lobby_leaves_the_game_flow_row_alone(pool: asyncpg.Pool) -> None:
     """The projection is written when it changes, not after every join: a lobby of N
-    players would otherwise rewrite the game's hot rows N times for nothing."""
+    players would otherwise rewrite the game's rows N times for nothing (the game row still
+    takes each batch's player count, from its trigger)."""
     async with EventLog(pool) as events:
         hub, runner = await answering_game(pool, events, Recorded(), two_questions())
         await hub.join(runner, "dev-first", "First")  # the first save writes the scores too
@@ -135,4 +177,9 @@ async def test_a_filling_lobby_leaves_the_game_rows_alone(pool: asyncpg.Pool) ->
             await hub.join(runner, f"dev-{i}", f"Player {i}")
         await runner.flush()
         assert await pool.fetchval(flows, runner.record.id) == before
+        await runner.execute(Lock(actor=runner.game.host_id, locked=True))  # a change: saved
+        await runner.flush()
+        assert await pool.fetchval(flows, runner.record.id) != before
+        locked = "SELECT locked FROM public.games WHERE id = $1"
+        assert await pool.fetchval(locked, runner.record.id) is True
         await hub.close()

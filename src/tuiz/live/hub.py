@@ -452,8 +452,8 @@ class GameHub:
         Joins arriving while a batch of them is being written are decided one after another
         in the next batch, whose seats are written in one statement and whose events in one
         log write (a lobby filling up costs a few commits, not two per player). A batch's
-        events are queued on the log in the order they were decided, and the next batch's
-        seats are written while they commit: one commit per batch on the way, not two.
+        events are queued on the log in the order the batch decided them, once its seats are
+        written, and the next batch's seats are written while they commit.
 
         `socket`'s participation is written with the seat, in the same commit.
         """
@@ -475,17 +475,19 @@ class GameHub:
     ) -> list[SeatResult]:
         """Decide the batch's joins, write their seats, queue their events; each seat comes
         with the write its join waits for (None: nothing left to wait for)."""
-        results: list[str | Exception] = []
+        results: list[SeatResult] = []
         seats: list[NewSeat] = []
+        sockets: dict[str, JoiningSocket] = {}
         applied: list[tuple[list[Event], Command]] = []
+        unavailable = TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
         async with runner._join_lock:
             if runner.broken:  # memory may hold seats the log refused: none is answered from it
-                unavailable = TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
                 return [unavailable for _ in batch]
             for device_id, name, key_hash, socket in batch:
                 retried = runner.game.retried_seat(device_id, key_hash)
-                if retried is not None:  # its seat: nothing to write, the first join's wait
-                    results.append(retried.id)
+                if retried is not None:  # its seat: nothing to write; the first join's wait,
+                    # taken now (once that write fails, its seat is not to be answered)
+                    results.append((retried.id, runner.joining.get(retried.id)))
                     continue
                 player_id = str(uuid.uuid4())
                 command = Join(
@@ -501,39 +503,42 @@ class GameHub:
                 except TuizError as exc:
                     results.append(exc)
                     continue
-                results.append(player_id)
+                results.append((player_id, None))
                 sid, user_id = (socket.socket_id, socket.user_id) if socket else (None, None)
                 name = " ".join(name.split())
                 seats.append(NewSeat(uuid.UUID(player_id), device_id, name, sid, user_id))
+                if socket is not None:
+                    sockets[player_id] = socket
                 applied.append((events, command))
             if not applied:
-                return [_waiting(runner, r) for r in results]
+                return results
             fresh = {str(seat.player_id) for seat in seats}
             try:
-                await self._add_seats(runner, seats)
+                written = await self._add_seats(runner, seats)
             except Exception as exc:
                 # Memory holds seats the tables refused: rebuild the game from its log.
                 self.reload_broken(runner)
-                return [
-                    exc if isinstance(r, str) and r in fresh else _waiting(runner, r)
-                    for r in results
-                ]
-            for (_, _, _, socket), result in zip(batch, results, strict=True):
-                if socket is not None and isinstance(result, str) and result in fresh:
-                    socket.written = True
+                return [exc if _fresh(r, fresh) else r for r in results]
+            if runner.broken:
+                # Broken meanwhile (a log write failed, the lease was lost): its rebuild may
+                # have read the log already, so these joins' events must not reach it now.
+                return [unavailable for _ in batch]
+            for player_id in written:
+                sockets[player_id].written = True
             logged = runner.log_applied(applied)
             for player_id in fresh:
                 runner.joining[player_id] = logged
             logged.add_done_callback(partial(_joined, runner, fresh))
-            return [_waiting(runner, r) for r in results]
+            return [(pid, logged) if (pid := _fresh(r, fresh)) else r for r in results]
 
-    async def _add_seats(self, runner: GameRunner, seats: list[NewSeat]) -> None:
+    async def _add_seats(self, runner: GameRunner, seats: list[NewSeat]) -> set[str]:
         """Write the seats' rows. A row the game does not know (its join's log write was cut
         off, so the rebuilt game never saw it) would keep that device and nickname out for
         good: the engine has already said both are free, so such orphans are dropped and the
-        seats written again. Only the owner writes seats, under the game's join lock."""
+        seats written again. Only the owner writes seats, under the game's join lock. Returns
+        the seats whose socket's participation was written with them."""
         try:
-            await self.games.add_players(runner.record.id, seats)
+            return await self.games.add_players(runner.record.id, seats)
         except TuizError as exc:
             if exc.code is not ErrorCode.CONFLICT or runner.broken:
                 raise
@@ -547,14 +552,14 @@ class GameHub:
                 raise
             log.warning("orphan_seats_dropped", game_id=runner.game_id, count=len(orphans))
             await self.games.drop_seats(runner.record.id, orphans)
-            await self.games.add_players(runner.record.id, seats)
+            return await self.games.add_players(runner.record.id, seats)
 
 
-def _waiting(runner: GameRunner, result: str | Exception) -> SeatResult:
-    """A seat and the write of its join still being committed, if any."""
-    if isinstance(result, Exception):
-        return result
-    return result, runner.joining.get(result)
+def _fresh(result: SeatResult, fresh: set[str]) -> str | None:
+    """The seat this batch took in `result` (None: an error, or a retry's seat)."""
+    if isinstance(result, Exception) or result[0] not in fresh:
+        return None
+    return result[0]
 
 
 def _joined(runner: GameRunner, player_ids: set[str], logged: asyncio.Future[None]) -> None:

@@ -205,8 +205,11 @@ class GameRunner:
         self, applied: list[tuple[list[Event], Command]]
     ) -> asyncio.Future[list[StoredEvent]]:
         """Queue the events on the log now, in the order they were applied; the future gives
-        them stored. A refusal (now or at the commit) rebuilds the game from the log."""
+        them stored. A refusal (now or at the commit) rebuilds the game from the log; a
+        broken runner's events are refused (its rebuild may have read the log already)."""
         try:
+            if self.broken:
+                raise TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
             queued = self.hub.events.submit_many(
                 (
                     NewEvent(

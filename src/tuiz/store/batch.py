@@ -59,7 +59,7 @@ class GroupCommit(Generic[T, R]):
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._writing: set[asyncio.Task[None]] = set()
         self._busy: set[Hashable] = set()  # keys of the items being written
-        self._starting = False  # a batch's task is started and has not taken its items yet
+        self._starting: asyncio.Task[None] | None = None  # started, has not taken its items
         self.batches = 0
 
     async def submit(self, item: T) -> R:
@@ -80,8 +80,8 @@ class GroupCommit(Generic[T, R]):
         the loop (a join batch's participations, sockets read together) goes with it."""
         if self._starting or len(self._writing) >= self._in_flight or not self._ready():
             return
-        self._starting = True
         task = asyncio.create_task(self._run(), name="tuiz-group-commit")
+        self._starting = task
         self._writing.add(task)
         task.add_done_callback(self._done)
 
@@ -93,6 +93,8 @@ class GroupCommit(Generic[T, R]):
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._writing.discard(task)
+        if self._starting is task:  # cancelled before it ran
+            self._starting = None
         self._start()
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
@@ -117,7 +119,7 @@ class GroupCommit(Generic[T, R]):
         """Write a batch, then whatever queued meanwhile, in this task: the next batch starts
         in the same turn of the loop (a new task would wait a turn or two, under load
         milliseconds, for each batch of a one-at-a-time writer)."""
-        self._starting = False
+        self._starting = None
         batch = self._take()
         self._start()  # what this batch left (keys it holds, max_batch) may start another
         while batch:

@@ -67,7 +67,10 @@ def _ts(ms: int | None) -> datetime | None:
 
 # Seats (players, game_player_data) and, for a seat taken from a socket, its participation:
 # the device's older active participation in the game ended first (`END_ACTIVE`), as the
-# connection store's own join does.
+# connection store's own join does. A participation that cannot be written here is left to
+# the connection store (the caller learns which were): another socket of the device joining
+# at the same moment (the one-active-per-device index), a signed-in user deleted since (no
+# user, as ON DELETE SET NULL would leave it). One such socket never fails the others' seats.
 _ADD_PLAYERS = (
     """
 WITH b AS (
@@ -88,9 +91,13 @@ WITH b AS (
     + """
 )
 INSERT INTO public.room_participants (game_id, socket_id, device_id, player_id, user_id, role)
-SELECT $1, b.socket_id, b.device_id, b.id, b.user_id, 'player'
-  FROM b, (SELECT count(*) FROM ended) AS done
+SELECT $1, b.socket_id, b.device_id, b.id, u.id, 'player'
+  FROM b
+  CROSS JOIN (SELECT count(*) FROM ended) AS done
+  LEFT JOIN auth.users u ON u.id = b.user_id
  WHERE b.socket_id IS NOT NULL
+ON CONFLICT (game_id, device_id) WHERE status = 'active' DO NOTHING
+RETURNING player_id
 """
 )
 
@@ -196,12 +203,13 @@ class GameRepository:
                 game_id,
             )
 
-    async def add_players(self, game_id: uuid.UUID, seats: Sequence[NewSeat]) -> None:
+    async def add_players(self, game_id: uuid.UUID, seats: Sequence[NewSeat]) -> set[str]:
         """Seats, their score rows and their sockets' participations, in one statement (one
-        commit for a burst of joins); the unique indexes are the last word on races: any
-        conflict writes none of them."""
+        commit for a burst of joins); the unique indexes on the seats are the last word on
+        races: any conflict writes none of them. Returns the seats whose participation was
+        written."""
         try:
-            await self._pool.execute(
+            rows = await self._pool.fetch(
                 _ADD_PLAYERS,
                 game_id,
                 [s.player_id for s in seats],
@@ -215,6 +223,7 @@ class GameRepository:
                 names = ", ".join(repr(s.name) for s in seats)
                 raise TuizError(ErrorCode.CONFLICT, f"nickname {names} is taken") from None
             raise TuizError(ErrorCode.CONFLICT, "this device already has a seat") from None
+        return {str(r["player_id"]) for r in rows}
 
     async def current_seats(self, game_id: uuid.UUID, device_id: str, name: str) -> list[str]:
         """Ids of the current seats that hold this device or this nickname (case-insensitive):
