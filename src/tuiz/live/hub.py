@@ -519,12 +519,10 @@ class GameHub:
                 # Memory holds seats the tables refused: rebuild the game from its log.
                 self.reload_broken(runner)
                 return [exc if _fresh(r, fresh) else r for r in results]
-            if runner.broken:
-                # Broken meanwhile (a log write failed, the lease was lost): its rebuild may
-                # have read the log already, so these joins' events must not reach it now.
-                return [unavailable for _ in batch]
             for player_id in written:
                 sockets[player_id].written = True
+            # Refused (UNAVAILABLE) if the runner broke meanwhile: its rebuild may have read
+            # the log already, so these joins' events must not reach it now.
             logged = runner.log_applied(applied)
             for player_id in fresh:
                 runner.joining[player_id] = logged
