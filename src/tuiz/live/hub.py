@@ -38,7 +38,7 @@ from tuiz.game.model import (
     settings_to_dict,
 )
 from tuiz.live.publisher import Publisher
-from tuiz.live.runner import GameRunner, Seats, now_ms
+from tuiz.live.runner import GameRunner, Seats, now_ms, reloading
 from tuiz.live.views import Audience
 from tuiz.logs import get_logger, log_failure
 from tuiz.store.batch import GroupCommit
@@ -479,9 +479,9 @@ class GameHub:
         seats: list[NewSeat] = []
         sockets: dict[str, JoiningSocket] = {}
         applied: list[tuple[list[Event], Command]] = []
-        unavailable = TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
         async with runner._join_lock:
             if runner.broken:  # memory may hold seats the log refused: none is answered from it
+                unavailable = reloading()
                 return [unavailable for _ in batch]
             for device_id, name, key_hash, socket in batch:
                 retried = runner.game.retried_seat(device_id, key_hash)

@@ -108,6 +108,11 @@ class Sent:
     body: Body
 
 
+def reloading() -> TuizError:
+    """A broken runner's refusal: its game is being rebuilt from the log."""
+    return TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
+
+
 class GameRunner:
     """The owner of one live game on this process: the only holder of its state."""
 
@@ -186,7 +191,7 @@ class GameRunner:
         """Decide and apply in memory only; `log_applied` makes the events durable and
         publishes them (for commands decided one after another, then written together)."""
         if self.broken:
-            raise TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
+            raise reloading()
         return self.game.handle(command, now_ms())
 
     def log_applied(self, applied: list[tuple[list[Event], Command]]) -> asyncio.Future[None]:
@@ -209,7 +214,7 @@ class GameRunner:
         broken runner's events are refused (its rebuild may have read the log already)."""
         try:
             if self.broken:
-                raise TuizError(ErrorCode.UNAVAILABLE, "this game is reloading; try again")
+                raise reloading()
             queued = self.hub.events.submit_many(
                 (
                     NewEvent(
