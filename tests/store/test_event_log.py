@@ -8,6 +8,7 @@ import itertools
 import json
 import sys
 import textwrap
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -322,3 +323,23 @@ async def test_read_pages_by_seq(conn: asyncpg.Connection, log: EventLog) -> Non
     assert [e for page in pages for e in page] == written
     with pytest.raises(TuizError):
         await log.read(game, 0, limit=0)
+
+
+async def test_event_ids_are_time_ordered(conn: asyncpg.Connection, log: EventLog) -> None:
+    """Version-7 ids: a later batch's rows sort after an earlier one's in the primary key (a
+    random key writes a random index page per row)."""
+    game = await make_game(conn)
+    first = await log.append_many([ev(game, i=i) for i in range(50)])
+    tick = time.time_ns() // 1_000_000
+    while time.time_ns() // 1_000_000 == tick:  # the next millisecond: a clock, not an event
+        pass
+    second = await log.append_many([ev(game, i=i) for i in range(50, 100)])
+
+    ids = [uuid.UUID(str(e.id)) for e in (*first, *second)]
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    millis = [int.from_bytes(i.bytes[:6], "big") for i in ids]
+    assert tick - 60_000 < min(millis) and max(millis) <= time.time_ns() // 1_000_000
+    rows = await conn.fetch(
+        "SELECT sequence_number FROM game_events WHERE game_id = $1 ORDER BY id", game
+    )
+    assert sorted(r[0] for r in rows[:50]) == list(range(1, 51))
