@@ -245,6 +245,9 @@ class EngineIOWebSocket(asyncio.Protocol):
             self._hand_over()
             return
         self.handshake = None
+        # websockets' parser keeps the request for the connection's life (a local of its
+        # generator); its headers are in `environ` now: 1.6 KB less per idle connection.
+        request.headers.clear()
         self.transport.pause_reading()  # nothing is read before the socket is accepted
         self._read_paused = True
         self.sid = self.eio.generate_id()
