@@ -15,6 +15,7 @@ from tests.factories import make_game, make_player
 from tuiz.errors import TuizError
 from tuiz.store.connections import ConnectionStatus, NewConnection
 from tuiz.store.connections_pg import _CLOSE, _ENTER, _JOIN, _LEAVE, PgConnectionStore
+from tuiz.store.ids import new_ids
 from tuiz.store.rooms import PgRoomDirectory, RoomAccess
 
 
@@ -157,7 +158,7 @@ async def test_a_join_batch_does_not_walk_the_room(pool: asyncpg.Pool, analyzed:
     devices = [f"dev-{i}" for i in batch]
     async with pool.acquire() as conn:
         enter = await _explained(
-            conn, _ENTER, [game] * 8, [f"s-{i}" for i in batch], devices, [None] * 8
+            conn, _ENTER, [game] * 8, [f"s-{i}" for i in batch], devices, [None] * 8, new_ids(8)
         )
         join = await _explained(
             conn,
@@ -169,6 +170,7 @@ async def test_a_join_batch_does_not_walk_the_room(pool: asyncpg.Pool, analyzed:
             [None] * 8,
             ["player"] * 8,
             ["{}"] * 8,
+            new_ids(8),
         )
         close = await _explained(conn, _CLOSE, "s-1", "disconnected")
         leave = await _explained(conn, _LEAVE, "s-1", game)

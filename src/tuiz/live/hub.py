@@ -44,6 +44,7 @@ from tuiz.logs import get_logger, log_failure
 from tuiz.store.batch import GroupCommit
 from tuiz.store.events import EventLog, NewEvent, validate
 from tuiz.store.games import GameRecord, GameRepository, NewSeat
+from tuiz.store.ids import new_id
 
 log = get_logger(__name__)
 
@@ -489,7 +490,7 @@ class GameHub:
                     # taken now (once that write fails, its seat is not to be answered)
                     results.append((retried.id, runner.joining.get(retried.id)))
                     continue
-                player_id = str(uuid.uuid4())
+                player_id = str(new_id())  # time-ordered: see store/ids.py
                 command = Join(
                     actor=None,
                     player_id=player_id,

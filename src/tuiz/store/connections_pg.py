@@ -32,7 +32,7 @@ from tuiz.store.connections import (
     OpenedConnection,
     Participation,
 )
-from tuiz.store.events import new_ids
+from tuiz.store.ids import new_ids
 from tuiz.store.rooms import SEAT_OF_EACH
 
 R = TypeVar("R")
@@ -96,16 +96,17 @@ _JOIN = (
     """
 WITH b AS (
   SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::text[], $4::uuid[], $5::uuid[],
-                       $6::varchar[], $7::text[])
-           AS b(game_id, socket_id, device_id, player_id, user_id, role, metadata)
+                       $6::varchar[], $7::text[], $8::uuid[])
+           AS b(game_id, socket_id, device_id, player_id, user_id, role, metadata, id)
 ), ended AS (
 """
     + END_ACTIVE.format(rows="b")
     + """
 )
 INSERT INTO public.room_participants
-       (game_id, socket_id, device_id, player_id, user_id, role, metadata)
-SELECT b.game_id, b.socket_id, b.device_id, b.player_id, b.user_id, b.role, b.metadata::jsonb
+       (id, game_id, socket_id, device_id, player_id, user_id, role, metadata)
+SELECT b.id, b.game_id, b.socket_id, b.device_id, b.player_id, b.user_id, b.role,
+       b.metadata::jsonb
   FROM b, (SELECT count(*) FROM ended) AS done
 """
 )
@@ -117,8 +118,8 @@ SELECT b.game_id, b.socket_id, b.device_id, b.player_id, b.user_id, b.role, b.me
 _ENTER = (
     """
 WITH b AS (
-  SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::text[], $4::uuid[])
-           WITH ORDINALITY AS b(game_id, socket_id, device_id, user_id, i)
+  SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::text[], $4::uuid[], $5::uuid[])
+           WITH ORDINALITY AS b(game_id, socket_id, device_id, user_id, id, i)
 ), seat AS (
   SELECT b.*, g.id IS NOT NULL AS found, p.id AS player_id, p.is_host
     FROM b
@@ -130,8 +131,9 @@ WITH b AS (
     + END_ACTIVE.format(rows="(SELECT * FROM seat WHERE player_id IS NOT NULL) b")
     + """
 ), written AS (
-  INSERT INTO public.room_participants (game_id, socket_id, device_id, player_id, user_id, role)
-  SELECT s.game_id, s.socket_id, s.device_id, s.player_id, s.user_id,
+  INSERT INTO public.room_participants
+         (id, game_id, socket_id, device_id, player_id, user_id, role)
+  SELECT s.id, s.game_id, s.socket_id, s.device_id, s.player_id, s.user_id,
          CASE WHEN s.is_host THEN 'host' ELSE 'player' END
     FROM seat s, (SELECT count(*) FROM ended) AS done
    WHERE s.player_id IS NOT NULL
@@ -207,6 +209,7 @@ class PgConnectionStore:
             [p.user_id for p in batch],
             [p.role for p in batch],
             [orjson.dumps(p.metadata).decode() for p in batch],
+            new_ids(len(batch)),
         )
         return [None] * len(batch)
 
@@ -219,6 +222,7 @@ class PgConnectionStore:
             [e[1] for e in batch],
             [e[2] for e in batch],
             [e[3] for e in batch],
+            new_ids(len(batch)),
         )
         found: dict[int, Seat | None] = {}
         for r in rows:

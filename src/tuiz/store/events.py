@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import time
 import uuid
@@ -42,12 +41,12 @@ from typing import Any, TypeAlias, TypeVar, dataclass_transform
 
 import asyncpg
 import orjson
-from asyncpg.pgproto import pgproto
 from asyncpg.pool import PoolConnectionProxy
 
 from tuiz.errors import ErrorCode, TuizError, is_database_outage
 from tuiz.logs import get_logger, log_outage
 from tuiz.store.batch import is_data_error
+from tuiz.store.ids import new_ids
 
 log = get_logger(__name__)
 
@@ -210,26 +209,6 @@ def validate(event: NewEvent) -> str:
     if b"\\u0000" in encoded:
         raise _invalid("payload contains a NUL character", field="payload")
     return encoded.decode()
-
-
-# Version-7 UUIDs (RFC 9562: Unix time in ms, then 74 random bits) made in bulk: one urandom
-# call per batch, the time and the version/variant bits set with slice assignments and
-# `bytes.translate` (C speed) -- uuid.uuid4() per event costs more than the rest of the row.
-# Time-ordered, so the rows of a batch land on the primary key's last pages: a random (v4)
-# key writes into a random leaf page per row, and after each checkpoint a full-page image of
-# it to the WAL (a 512-event batch: 9.6-10.3 ms in PostgreSQL with v4 ids, 5.4-5.5 ms with
-# these; bench/README.md, 2026-12-07e).
-_V7_VERSION = bytes((b & 0x0F) | 0x70 for b in range(256))
-_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
-
-
-def new_ids(n: int) -> list[uuid.UUID]:
-    raw = bytearray(os.urandom(16 * n))
-    for i, byte in enumerate((time.time_ns() // 1_000_000).to_bytes(6, "big")):
-        raw[i::16] = bytes((byte,)) * n
-    raw[6::16] = raw[6::16].translate(_V7_VERSION)
-    raw[8::16] = raw[8::16].translate(_VARIANT)
-    return [pgproto.UUID(bytes(raw[i : i + 16])) for i in range(0, 16 * n, 16)]
 
 
 def _to_tuiz_error(exc: asyncpg.PostgresError, event: NewEvent) -> TuizError:

@@ -20,6 +20,7 @@ import orjson
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.store.connections_pg import END_ACTIVE
 from tuiz.store.db import Conn
+from tuiz.store.ids import new_ids
 
 PIN_ATTEMPTS = 50
 
@@ -74,8 +75,9 @@ def _ts(ms: int | None) -> datetime | None:
 _ADD_PLAYERS = (
     """
 WITH b AS (
-  SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::varchar[], $6::uuid[])
-           AS b(id, device_id, name, socket_id, user_id)
+  SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::varchar[], $6::uuid[],
+                       $7::uuid[])
+           AS b(id, device_id, name, socket_id, user_id, participation_id)
 ), p AS (
   INSERT INTO public.players (id, game_id, device_id, player_name)
   SELECT b.id, $1, b.device_id, b.name FROM b
@@ -90,8 +92,9 @@ WITH b AS (
     )
     + """
 )
-INSERT INTO public.room_participants (game_id, socket_id, device_id, player_id, user_id, role)
-SELECT $1, b.socket_id, b.device_id, b.id, u.id, 'player'
+INSERT INTO public.room_participants
+       (id, game_id, socket_id, device_id, player_id, user_id, role)
+SELECT b.participation_id, $1, b.socket_id, b.device_id, b.id, u.id, 'player'
   FROM b
   CROSS JOIN (SELECT count(*) FROM ended) AS done
   LEFT JOIN auth.users u ON u.id = b.user_id
@@ -217,6 +220,7 @@ class GameRepository:
                 [s.name for s in seats],
                 [s.socket_id for s in seats],
                 [s.user_id for s in seats],
+                new_ids(len(seats)),
             )
         except asyncpg.UniqueViolationError as exc:
             if "name" in str(exc.constraint_name or ""):
