@@ -29,7 +29,8 @@ def _v7_now(ids: list[uuid.UUID], since_ms: int) -> bool:
 def test_new_ids_are_version_7_unique_and_ordered_across_milliseconds() -> None:
     since = time.time_ns() // 1_000_000
     first = [uuid.UUID(str(i)) for i in new_ids(1000)]
-    while time.time_ns() // 1_000_000 == since:  # the next millisecond: a clock, not an event
+    stamped = int.from_bytes(first[0].bytes[:6], "big")
+    while time.time_ns() // 1_000_000 <= stamped:  # the next millisecond: a clock, not an event
         pass
     second = [uuid.UUID(str(i)) for i in [*new_ids(10), new_id()]]
     assert _v7_now(first + second, since)

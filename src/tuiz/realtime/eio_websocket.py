@@ -292,9 +292,12 @@ class EngineIOWebSocket(asyncio.Protocol):
                 "maxPayload": self.eio.max_http_buffer_size,
             },
         )
-        # The handshake's response and the open packet leave in one write: one system call,
-        # and one wake-up of the client, instead of two (the client waits for both anyway).
-        self._write(b"".join([*self.conn.data_to_send(), text_frame(opened.encode().encode())]))
+        # The handshake's response and the open packet leave in one write, now: one system
+        # call and one wake-up of the client instead of two, and nothing written straight to
+        # the transport later (a pong) can go ahead of the response.
+        self.transport.write(
+            b"".join([*self.conn.data_to_send(), text_frame(opened.encode().encode())])
+        )
         self._schedule_ping()
 
     # -- receiving -----------------------------------------------------------------------
