@@ -523,7 +523,7 @@ async def measure(url: str, seconds: float) -> None:
             "(b) our log_game_event (counter row), 8 connections, 1 game",
         )  # fmt: skip
 
-        pool = await create_pool(url, min_size=4, max_size=8)
+        pool = await create_pool(url, min_size=4, max_size=8, generic_plans=True)  # as served
         writer: list[Row] = []
         try:
             async with EventLog(pool) as log:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -93,12 +94,15 @@ async def startup(ctx: AppContext) -> None:
         applied = await migrations.upgrade(ctx.database_url)
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])
-    ctx.pool = await create_pool(
+    open_pool = functools.partial(
+        create_pool,
         ctx.database_url,
         max_size=ctx.settings.db_pool_max,
         acquire_timeout=ctx.settings.db_acquire_timeout_ms / 1000,
         query_timeout=ctx.settings.db_query_timeout_ms / 1000,
     )
+    ctx.pool = await open_pool()
+    ctx.live_pool = await open_pool(generic_plans=True)
     if ctx.settings.load_sample:  # a newcomer can play at once; never blocks the start
         try:
             await ensure_sample_quiz(ctx.pool)
@@ -119,7 +123,7 @@ async def start_realtime(ctx: AppContext) -> None:
     if ctx.settings.store == "memory":
         store, rooms, events = MemoryConnectionStore(), OpenRoomDirectory(), MemoryEventLog()
     else:
-        pool = ctx.require_pool()
+        pool = ctx.require_live_pool()
         pg_store = PgConnectionStore(pool)
         store, rooms, events = pg_store, PgRoomDirectory(pool, pg_store), EventLog(pool)
     await events.start()
@@ -150,7 +154,7 @@ async def start_realtime(ctx: AppContext) -> None:
     )
     await ctx.realtime.start()
     if isinstance(events, EventLog):
-        games = GameRepository(ctx.require_pool())
+        games = GameRepository(ctx.require_live_pool())
         ctx.hub = GameHub(
             publisher=SocketPublisher(ctx.sio), settings=ctx.settings, events=events, games=games
         )
@@ -243,9 +247,10 @@ async def shutdown(ctx: AppContext) -> None:
     if ctx.tasks:
         await asyncio.wait(ctx.tasks, timeout=max(min(shutdown_left(ctx) / 2, 1.0), 0.1))
     ctx.tasks.clear()
-    if ctx.pool is not None:
-        await close_pool(ctx.pool, timeout=max(shutdown_left(ctx), 0.1))
-        ctx.pool = None
+    for pool in (ctx.live_pool, ctx.pool):
+        if pool is not None:
+            await close_pool(pool, timeout=max(shutdown_left(ctx), 0.1))
+    ctx.pool = ctx.live_pool = None
     if ctx.embedded is not None:
         await asyncio.to_thread(ctx.embedded.stop)
         ctx.embedded = None

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     forward_timeout_ms: int = Field(default=30_000, ge=100, alias="TUIZ_FORWARD_TIMEOUT_MS")
     node: str = Field(default="", pattern=r"^[a-z0-9]{0,16}$", alias="TUIZ_NODE")
     migrate_on_start: bool = Field(default=True, alias="TUIZ_MIGRATE_ON_START")
+    # Per pool; a process has two (the REST API's and the live layer's, docs/deploy.md).
     db_pool_max: int = Field(default=10, gt=0, alias="TUIZ_DB_POOL_MAX")
     # Every wait on PostgreSQL is bounded: while it is away, callers get UNAVAILABLE, not a hang.
     db_acquire_timeout_ms: int = Field(default=5000, ge=100, alias="TUIZ_DB_ACQUIRE_TIMEOUT_MS")

@@ -26,7 +26,8 @@ class AppContext:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     database_url: str | None = None
-    pool: asyncpg.Pool | None = None
+    pool: asyncpg.Pool | None = None  # REST API, jobs
+    live_pool: asyncpg.Pool | None = None  # sockets, rooms, games, event log: generic plans
     embedded: EmbeddedPostgres | None = None
     sio: Any = None
     realtime: Realtime | None = None
@@ -48,3 +49,8 @@ class AppContext:
         if self.pool is None:
             raise RuntimeError("database pool used before startup")
         return self.pool
+
+    def require_live_pool(self) -> asyncpg.Pool:
+        if self.live_pool is None:
+            raise RuntimeError("database pool used before startup")
+        return self.live_pool

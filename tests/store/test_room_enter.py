@@ -15,6 +15,7 @@ from tests.factories import make_game, make_player
 from tuiz.errors import TuizError
 from tuiz.store.connections import ConnectionStatus, NewConnection
 from tuiz.store.connections_pg import _CLOSE, _ENTER, _JOIN, _LEAVE, PgConnectionStore
+from tuiz.store.db import GENERIC_PLANS
 from tuiz.store.ids import new_ids
 from tuiz.store.rooms import PgRoomDirectory, RoomAccess
 
@@ -88,13 +89,28 @@ def _rows_read(plan: dict[str, Any]) -> int:
 
 
 async def _explained(conn: asyncpg.Connection, sql: str, *args: Any) -> dict[str, Any]:
-    """EXPLAIN ANALYZE of one statement, rolled back."""
-    tx = conn.transaction()
-    await tx.start()
+    """EXPLAIN ANALYZE of one statement as the live pool runs it: prepared, with its generic
+    plan (`store/db.py` GENERIC_PLANS), rolled back."""
+    await conn.execute(f"PREPARE explained AS {sql}")
     try:
-        explained = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *args)
+        types = await conn.fetchval(
+            "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = 'explained'"
+        )
+        values = [
+            await conn.fetchval(f"SELECT quote_nullable($1::{t})", arg)
+            for t, arg in zip(types, args, strict=True)
+        ]
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await conn.execute(GENERIC_PLANS.replace("SET", "SET LOCAL", 1))
+            explained = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE explained({', '.join(values)})"
+            )
+        finally:
+            await tx.rollback()
     finally:
-        await tx.rollback()
+        await conn.execute("DEALLOCATE explained")
     if isinstance(explained, str):  # without the pool's json codec
         explained = json.loads(explained)
     plan: dict[str, Any] = explained[0]["Plan"]

@@ -1,4 +1,5 @@
-"""The asyncpg pool every repository shares."""
+"""The asyncpg pools: the REST API's and jobs', and the live layer's (sockets, rooms, games,
+the event log)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             typename, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog"
         )
+
+
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+"""For the live layer's pool: its statements are prepared once per connection (asyncpg's
+statement cache) and find rows by keys (`=`, `= ANY`), so one plan serves every execution.
+Left to choose, PostgreSQL plans the batch statements anew each time: knowing a batch's array
+length makes the custom plan look cheaper than the generic one, so it never switches, and
+planning `enter`'s CTEs costs more than running them (a seat's `enter`: 0.83-0.91 ms a round
+trip planned each time, 0.40-0.46 ms with the generic plan; bench/README.md 2026-12-07f).
+Not for the REST pool: its listings take optional filters (`$1 IS NULL OR ...`) that only
+a plan made for the values given can drop."""
+
+
+async def _init_generic(conn: asyncpg.Connection) -> None:
+    await _init_connection(conn)
+    await conn.execute(GENERIC_PLANS)
 
 
 async def _on_release(conn: asyncpg.Connection) -> None:
@@ -66,10 +83,12 @@ async def create_pool(
     max_size: int = 10,
     acquire_timeout: float = ACQUIRE_TIMEOUT,
     query_timeout: float = QUERY_TIMEOUT,
+    generic_plans: bool = False,
 ) -> asyncpg.Pool:
-    """The shared pool; every wait on the database is bounded (connect and acquire by
+    """A pool; every wait on the database is bounded (connect and acquire by
     `acquire_timeout`, statements by `query_timeout`), so an outage yields errors, not hangs.
-    Connections lost in an outage are replaced on their next acquire: nothing to restart."""
+    Connections lost in an outage are replaced on their next acquire: nothing to restart.
+    `generic_plans`: see `GENERIC_PLANS`."""
     # The same arguments asyncpg.create_pool passes to its Pool (asyncpg 0.29-0.32).
     pool = BoundedPool(
         dsn,
@@ -81,7 +100,7 @@ async def create_pool(
         loop=None,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
-        init=_init_connection,
+        init=_init_generic if generic_plans else _init_connection,
         reset=_on_release,
         timeout=acquire_timeout,  # connect
         command_timeout=query_timeout,
