@@ -247,9 +247,9 @@ async def shutdown(ctx: AppContext) -> None:
     if ctx.tasks:
         await asyncio.wait(ctx.tasks, timeout=max(min(shutdown_left(ctx) / 2, 1.0), 0.1))
     ctx.tasks.clear()
-    for pool in (ctx.live_pool, ctx.pool):
+    for name, pool in (("live", ctx.live_pool), ("rest", ctx.pool)):
         if pool is not None:
-            await close_pool(pool, timeout=max(shutdown_left(ctx), 0.1))
+            await _bounded(f"close {name} pool", close_pool(pool, max(shutdown_left(ctx), 0.1)))
     ctx.pool = ctx.live_pool = None
     if ctx.embedded is not None:
         await asyncio.to_thread(ctx.embedded.stop)
@@ -262,9 +262,13 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if ctx.settings.store == "postgres":
-            await startup(ctx)
-        await start_realtime(ctx)
+        try:
+            if ctx.settings.store == "postgres":
+                await startup(ctx)
+            await start_realtime(ctx)
+        except BaseException:  # what started (a pool, the embedded PostgreSQL) is released
+            await shutdown(ctx)
+            raise
         tune_gc(ctx.settings.gc_gen0_threshold)
         try:
             yield

@@ -16,7 +16,12 @@ def test_health_ready_metrics_and_sigterm(db_url: str, tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
         ready = httpx.get(f"{server.url}/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "event_log": "ok"}
+        assert ready.json()["checks"] == {
+            "database": "ok",
+            "migrations": "ok",
+            "live_database": "ok",
+            "event_log": "ok",
+        }
         metrics = httpx.get(f"{server.url}/metrics").text
         assert "tuiz_socket_connections" in metrics
         for name in (

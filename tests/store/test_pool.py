@@ -45,7 +45,9 @@ async def test_the_live_pool_plans_each_statement_once(db_url: str) -> None:
             async with pool.acquire() as conn:
                 statement = await conn.prepare(sql)
                 assert [await statement.fetchval([1, 2, 2], v) for v in (None, 2)] == [3, 2]
-                for _ in range(5):
+            async with pool.acquire() as conn:  # the same session, after a release
+                statement = await conn.prepare(sql)
+                for _ in range(7):
                     await statement.fetchval([1, 2], 1)
                 plans = await conn.fetchrow(
                     "SELECT generic_plans, custom_plans FROM pg_prepared_statements"

@@ -15,7 +15,6 @@ from tests.factories import make_game, make_player
 from tuiz.errors import TuizError
 from tuiz.store.connections import ConnectionStatus, NewConnection
 from tuiz.store.connections_pg import _CLOSE, _ENTER, _JOIN, _LEAVE, PgConnectionStore
-from tuiz.store.db import GENERIC_PLANS
 from tuiz.store.ids import new_ids
 from tuiz.store.rooms import PgRoomDirectory, RoomAccess
 
@@ -89,8 +88,8 @@ def _rows_read(plan: dict[str, Any]) -> int:
 
 
 async def _explained(conn: asyncpg.Connection, sql: str, *args: Any) -> dict[str, Any]:
-    """EXPLAIN ANALYZE of one statement as the live pool runs it: prepared, with its generic
-    plan (`store/db.py` GENERIC_PLANS), rolled back."""
+    """EXPLAIN ANALYZE of one statement as the live pool runs it (`store/db.py`
+    GENERIC_PLANS): prepared, with its generic plan; rolled back."""
     await conn.execute(f"PREPARE explained AS {sql}")
     try:
         types = await conn.fetchval(
@@ -103,12 +102,16 @@ async def _explained(conn: asyncpg.Connection, sql: str, *args: Any) -> dict[str
         tx = conn.transaction()
         await tx.start()
         try:
-            await conn.execute(GENERIC_PLANS.replace("SET", "SET LOCAL", 1))
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             explained = await conn.fetchval(
                 f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE explained({', '.join(values)})"
             )
         finally:
             await tx.rollback()
+        assert await conn.fetchval(
+            "SELECT (generic_plans, custom_plans) = (1, 0) FROM pg_prepared_statements"
+            " WHERE name = 'explained'"
+        )
     finally:
         await conn.execute("DEALLOCATE explained")
     if isinstance(explained, str):  # without the pool's json codec

@@ -48,6 +48,14 @@ async def ready(request: Request) -> JSONResponse:
             checks["migrations"] = "ok" if current else "pending"
         except (OSError, TimeoutError, Exception) as exc:  # any failure means not ready
             checks["database"] = f"error: {type(exc).__name__}"
+    if ctx.live_pool is not None:  # the live layer's own (sockets, games, the event log)
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                async with ctx.live_pool.acquire(timeout=READY_TIMEOUT) as conn:
+                    await conn.fetchval("SELECT 1")
+            checks["live_database"] = "ok"
+        except (OSError, TimeoutError, Exception) as exc:
+            checks["live_database"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values()) and "migrations" in checks
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503

@@ -49,7 +49,8 @@ async def _on_release(conn: asyncpg.Connection) -> None:
     RESET ALL` whenever a connection goes back to the pool: a second round trip for every
     query a repository runs, and most of the database's CPU per socket connect. tuiz leaves no
     session state on pooled connections: roles and claims are `SET LOCAL`, the jobs release
-    their advisory locks themselves, nothing LISTENs or keeps a cursor open.
+    their advisory locks themselves, nothing LISTENs or keeps a cursor open. (Without
+    `RESET ALL` the live pool's `GENERIC_PLANS` also lasts the connection's life.)
     """
 
 
