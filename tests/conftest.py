@@ -130,9 +130,11 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on this test's database, as the server makes them (`create_pool`)."""
-    p = await create_pool(db_url, min_size=2, max_size=8)
+async def pool(db_url: str, request: pytest.FixtureRequest) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on this test's database, as the server makes them (`create_pool`): for a test
+    marked `live_pool`, the live layer's (one generic plan per statement)."""
+    live = request.node.get_closest_marker("live_pool") is not None
+    p = await create_pool(db_url, min_size=2, max_size=8, generic_plans=live)
     try:
         yield p
     finally:

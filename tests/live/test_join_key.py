@@ -14,6 +14,8 @@ from tuiz.live.hub import GameHub, hash_join_key
 from tuiz.live.runner import GameRunner
 from tuiz.store.events import EventLog
 
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
+
 KEY = "6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f"
 
 

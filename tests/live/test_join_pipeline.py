@@ -19,6 +19,8 @@ from tuiz.live.hub import GameHub
 from tuiz.live.runner import GameRunner
 from tuiz.store.events import EventLog
 
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
+
 KEY = "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a"
 
 

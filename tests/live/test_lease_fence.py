@@ -28,6 +28,8 @@ from tests.sioclient import eventually
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.store.events import EventLog, NewEvent
 
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
+
 OTHER = "elsewhere:4242:0-1:cafe"  # another host's process: never "dead here"
 
 

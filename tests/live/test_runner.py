@@ -13,6 +13,8 @@ from tuiz.live import runner as runner_module
 from tuiz.live.hub import replay
 from tuiz.store.events import EventLog
 
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
+
 
 class Clock:
     def __init__(self, now: int) -> None:

@@ -29,6 +29,8 @@ from tuiz.live.hub import GameHub
 from tuiz.live.runner import GameRunner
 from tuiz.store.events import EventLog
 
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
+
 
 async def _cut_off_in_flight(
     pool: asyncpg.Pool, runner: GameRunner, call: Awaitable[object]

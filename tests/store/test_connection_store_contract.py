@@ -21,6 +21,8 @@ from tuiz.store.connections_memory import MemoryConnectionStore
 from tuiz.store.connections_pg import PgConnectionStore
 from tuiz.store.db import create_pool
 
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
+
 
 @dataclass
 class Harness:

@@ -21,6 +21,8 @@ from tests.factories import make_game, make_player
 from tuiz.errors import ErrorCode, TuizError
 from tuiz.store.events import PAYLOAD_MAX_BYTES, EventLog, NewEvent, StoredEvent
 
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
+
 
 @pytest.fixture
 async def log(pool: asyncpg.Pool) -> AsyncIterator[EventLog]:

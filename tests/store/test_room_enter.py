@@ -18,6 +18,8 @@ from tuiz.store.connections_pg import _CLOSE, _ENTER, _JOIN, _LEAVE, PgConnectio
 from tuiz.store.ids import new_ids
 from tuiz.store.rooms import PgRoomDirectory, RoomAccess
 
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
+
 
 async def _rows(pool: asyncpg.Pool, game: uuid.UUID) -> list[tuple[str, str, str, str]]:
     rows = await pool.fetch(

@@ -8,12 +8,15 @@ import time
 import uuid
 
 import asyncpg
+import pytest
 
 from tests.factories import make_game, make_player
 from tuiz.store.connections import NewConnection, Participation
 from tuiz.store.connections_pg import PgConnectionStore
 from tuiz.store.games import GameRepository, NewSeat
 from tuiz.store.ids import new_id, new_ids
+
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
 
 
 def _v7_now(ids: list[uuid.UUID], since_ms: int) -> bool:

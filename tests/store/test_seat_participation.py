@@ -9,11 +9,14 @@ import asyncio
 import uuid
 
 import asyncpg
+import pytest
 
 from tests.factories import make_game, make_player, make_user
 from tests.live.conftest import writer_waiting
 from tests.sioclient import eventually
 from tuiz.store.games import GameRepository, NewSeat
+
+pytestmark = pytest.mark.live_pool  # the live layer: its statements run with generic plans
 
 
 async def _participants(pool: asyncpg.Pool, game: uuid.UUID) -> dict[str, tuple[str, object]]:
