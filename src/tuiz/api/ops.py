@@ -38,24 +38,20 @@ async def ready(request: Request) -> JSONResponse:
         checks["event_log"] = "ok" if ctx.events.healthy else "stopped"
     if ctx.pool is None:
         checks["database"] = "not started"
-    else:
+    # The REST API's pool (and the migrations through it), then the live layer's own.
+    for name, pool in (("database", ctx.pool), ("live_database", ctx.live_pool)):
+        if pool is None:
+            continue
         try:
             async with asyncio.timeout(READY_TIMEOUT):
-                async with ctx.pool.acquire(timeout=READY_TIMEOUT) as conn:
+                async with pool.acquire(timeout=READY_TIMEOUT) as conn:
                     await conn.fetchval("SELECT 1")
-                    current = await migrations.is_current(conn)
-            checks["database"] = "ok"
-            checks["migrations"] = "ok" if current else "pending"
+                    if pool is ctx.pool:
+                        current = await migrations.is_current(conn)
+                        checks["migrations"] = "ok" if current else "pending"
+            checks[name] = "ok"
         except (OSError, TimeoutError, Exception) as exc:  # any failure means not ready
-            checks["database"] = f"error: {type(exc).__name__}"
-    if ctx.live_pool is not None:  # the live layer's own (sockets, games, the event log)
-        try:
-            async with asyncio.timeout(READY_TIMEOUT):
-                async with ctx.live_pool.acquire(timeout=READY_TIMEOUT) as conn:
-                    await conn.fetchval("SELECT 1")
-            checks["live_database"] = "ok"
-        except (OSError, TimeoutError, Exception) as exc:
-            checks["live_database"] = f"error: {type(exc).__name__}"
+            checks[name] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values()) and "migrations" in checks
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
